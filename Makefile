@@ -1,0 +1,64 @@
+# cryptopred — every entry point a person (or cron, or CI) uses.
+# `make run` and `make test` set everything up themselves: they create .venv and
+# install the project when it is missing or when pyproject.toml has changed.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The install stamp is keyed on pyproject.toml's content: editing dependencies reinstalls.
+STAMP  := $(VENV)/.installed-$(shell (sha256sum pyproject.toml 2>/dev/null || shasum -a 256 pyproject.toml) | cut -c1-16)
+
+export CRYPTOPRED_HOME ?= $(CURDIR)/var
+export GRADIO_ANALYTICS_ENABLED := False
+export HF_HUB_OFFLINE := 1
+export WHYLOGS_NO_ANALYTICS := 1
+export MPLBACKEND := Agg
+export PYTHONWARNINGS ?= ignore::DeprecationWarning
+
+CLI := $(BIN)/cryptopred
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test nbtest pytest export lint ingest store-info clean-venv
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "cryptopred needs Python >= 3.10; set PYTHON=python3.x")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP) ## create .venv and install the project (automatic for every target)
+
+run: $(STAMP) ## the main job: ingest on the default source and summarise the store
+	$(CLI) run ingest $(ARGS)
+	$(CLI) store info
+
+test: $(STAMP) nbtest pytest ## notebook tests and pytest
+
+nbtest: $(STAMP) ## run the tests inside the library notebooks
+	$(BIN)/nbdev-test --n-workers 2
+
+pytest: $(STAMP) ## run tests/ (integration, fault injection, API, browser, run-books)
+	$(BIN)/python -m pytest tests $(ARGS)
+
+export: $(STAMP) ## notebooks -> cryptopred/ package, then strip notebook noise
+	$(BIN)/nbdev-export
+	$(BIN)/nbdev-clean
+
+lint: $(STAMP) ## ruff over notebooks, package and tests
+	$(BIN)/ruff check nbs cryptopred tests
+
+ingest: $(STAMP) ## run the ingest run-book into runs/<ts>_ingest (ARGS="-p source simulated -p days 90")
+	$(CLI) run ingest $(ARGS)
+
+store-info: $(STAMP) ## what the local store holds
+	$(CLI) store info
+
+clean-venv: ## remove the virtual environment
+	rm -rf $(VENV)

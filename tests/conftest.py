@@ -1,0 +1,41 @@
+"""Shared fixtures: an isolated runtime home per test, settings built from it, and the real-data folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cryptopred.config import Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    """No test sees the developer's CRYPTOPRED_* variables, keys or .env; every test gets its own home."""
+    for k in list(os.environ):
+        if k.startswith("CRYPTOPRED_") and k != "CRYPTOPRED_REQUIRE_BROWSER" or k.startswith("COINGECKO_"):
+            monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("CRYPTOPRED_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    "Settings on a temporary home, everything else default."
+    return load_settings(environ={"CRYPTOPRED_HOME": str(tmp_path / "home")}, env_file=None)
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    "The real market data beside the project; tests using it skip (with the reason) where it is absent."
+    d = Settings().real_data_dir
+    if not (d / "bitcoin_daily.csv").is_file():
+        pytest.skip(f"real data folder {d} is absent (it lies beside the project at ../shared/data/real)")
+    return d

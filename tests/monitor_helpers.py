@@ -13,7 +13,8 @@ import pandas as pd
 SECRET_PATH = "/services/T0CRYPTO/B0PRED/s3cr3t-w3bh00k-t0k3n"
 
 
-def prediction(served_at, coin="bitcoin", prob_up=0.6, version="clf-1", horizon=1, granularity="daily", **extra) -> dict:
+def prediction(served_at, coin="bitcoin", prob_up=0.6, version="clf-1", horizon=1, granularity="daily",
+               **extra) -> dict:
     "A prediction record as the app logs it: as_of is the last full step before `served_at`."
     step = pd.Timedelta(days=1) if granularity == "daily" else pd.Timedelta(hours=1)
     served = pd.Timestamp(served_at)
@@ -25,7 +26,8 @@ def prediction(served_at, coin="bitcoin", prob_up=0.6, version="clf-1", horizon=
             "forecaster_version": None, "price": 100.0, "source": "simulated", "latency_ms": 3.0, **extra}
 
 
-def random_walk_prices(n: int, seed: int = 0, freq: str = "D", start: str = "2025-01-01", vol: float = 0.03) -> pd.DataFrame:
+def random_walk_prices(n: int, seed: int = 0, freq: str = "D", start: str = "2025-01-01",
+                       vol: float = 0.03) -> pd.DataFrame:
     "Store rows (timestamp, price, market_cap, total_volume, source) of a geometric random walk."
     rng = np.random.default_rng(seed)
     ts = pd.date_range(start, periods=n, freq=freq, tz="UTC")

@@ -9,17 +9,28 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from monitor_helpers import prediction, random_walk_prices
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 from cryptopred.config import ConfigError, load_settings
 from cryptopred.monitor import (
-    DriftReport, MonitorError, concept_drift, data_drift, drift_figure, example_features, list_profiles,
-    merge_profiles, profile_frame, profile_metadata, read_profile, resolve_predictions, retrain_decision,
-    serving_health, write_profile,
+    DriftReport,
+    MonitorError,
+    concept_drift,
+    data_drift,
+    drift_figure,
+    example_features,
+    list_profiles,
+    merge_profiles,
+    profile_frame,
+    profile_metadata,
+    read_profile,
+    resolve_predictions,
+    retrain_decision,
+    serving_health,
+    write_profile,
 )
 from cryptopred.pipeline import save_figure
-
-from monitor_helpers import prediction, random_walk_prices
 
 VOL_LIKE = ["abs_ret", "vol_7", "vol_30"]
 
@@ -34,7 +45,8 @@ def test_import_is_light():
 
 def test_threshold_order_is_validated():
     with pytest.raises(ConfigError, match="CRYPTOPRED_POSSIBLE_DRIFT_PVALUE=.*must be above the DRIFT p-value"):
-        load_settings(environ={"CRYPTOPRED_DRIFT_PVALUE": "0.1", "CRYPTOPRED_POSSIBLE_DRIFT_PVALUE": "0.1"}, env_file=None)
+        load_settings(environ={"CRYPTOPRED_DRIFT_PVALUE": "0.1", "CRYPTOPRED_POSSIBLE_DRIFT_PVALUE": "0.1"},
+                      env_file=None)
 
 
 @pytest.mark.parametrize("seed", [0, 2, 3])
@@ -51,7 +63,7 @@ def test_volatility_regime_change_is_drift_and_same_regime_is_not(settings, seed
 
 
 def test_effective_sample_size_is_what_keeps_rolling_features_quiet(settings):
-    "Without the autocorrelation correction, whylogs' plain p-value flags the slow 30-day volatility in the same regime."
+    "Without the autocorrelation correction, whylogs' plain p-value flags the slow 30-day volatility in one regime."
     f = example_features(480, seed=0, change_at=390)
     ref = profile_frame(f.iloc[:300])
     plain = data_drift(ref, f.iloc[300:390], settings.model_copy(update={"drift_effective_n": False}))
@@ -66,17 +78,21 @@ def test_effective_sample_size_is_what_keeps_rolling_features_quiet(settings):
 def test_stored_batch_profiles_merge_into_the_window_and_give_the_same_drift(settings):
     "Daily batch profiles written to disk, listed, read back and merged match the drift of the whole window."
     f = example_features(480, seed=3, change_at=390)
-    ref_path = write_profile(profile_frame(f.iloc[:300]), settings, "reference", "bitcoin", "daily", f.index[0], f.index[299])
+    ref_path = write_profile(profile_frame(f.iloc[:300]), settings, "reference", "bitcoin", "daily",
+                             f.index[0], f.index[299])
     for lo in range(390, 480, 30):  # three 30-day batches
-        write_profile(profile_frame(f.iloc[lo:lo + 30]), settings, "batch", "bitcoin", "daily", f.index[lo], f.index[lo + 29])
+        write_profile(profile_frame(f.iloc[lo:lo + 30]), settings, "batch", "bitcoin", "daily",
+                      f.index[lo], f.index[lo + 29])
     batches = list_profiles(settings, kind="batch", coin="bitcoin", granularity="daily")
     assert [b.window_start for b in batches] == [f.index[390], f.index[420], f.index[450]]
-    assert batches[0].path.relative_to(settings.home).parts[:5] == ("monitoring", "profiles", "batch", "bitcoin", "daily")
+    parts = batches[0].path.relative_to(settings.home).parts
+    assert parts[:5] == ("monitoring", "profiles", "batch", "bitcoin", "daily")
     window = merge_profiles(read_profile(b.path) for b in batches)
     assert profile_metadata(window)["rows"] == 90
     merged = data_drift(read_profile(ref_path), window, settings, meta={"coin": "bitcoin"})
     direct = data_drift(f.iloc[:300], f.iloc[390:], settings)
-    pd.testing.assert_series_equal(merged.table["statistic"].sort_index(), direct.table["statistic"].sort_index(), atol=1e-9)
+    pd.testing.assert_series_equal(merged.table["statistic"].sort_index(), direct.table["statistic"].sort_index(),
+                                   atol=1e-9)
     assert merged.status == direct.status == "DRIFT"
     # merging takes the largest autocorrelation time of the parts; drift uses the reference's anyway
     assert merged.table.at["vol_30", "tau"] == pytest.approx(direct.table.at["vol_30", "tau"])
@@ -84,7 +100,8 @@ def test_stored_batch_profiles_merge_into_the_window_and_give_the_same_drift(set
 
 def test_report_and_picture_go_into_a_run(settings, tmp_path):
     f = example_features(480, seed=0, change_at=390)
-    rep: DriftReport = data_drift(f.iloc[:300], f.iloc[390:], settings, meta={"coin": "bitcoin", "granularity": "daily"})
+    rep: DriftReport = data_drift(f.iloc[:300], f.iloc[390:], settings,
+                                  meta={"coin": "bitcoin", "granularity": "daily"})
     d = json.loads(json.dumps(rep.to_dict(), allow_nan=False))
     assert d["status"] == "DRIFT" and set(VOL_LIKE) <= set(d["drifted"])
     assert {r["feature"] for r in d["features"]} == set(f.columns)
@@ -193,3 +210,17 @@ def test_retrain_decision_combines_drift_performance_and_age(settings):
     assert drift.table.at["mom_10", "status"] != "DRIFT"
     assert not retrain_decision(drift, None, None, only_mom).retrain  # drift elsewhere does not matter
     json.dumps(d.to_dict(), allow_nan=False)
+
+
+def test_prometheus_rules_pass_promtool(settings, tmp_path):
+    "The generated alerting rules are valid for Prometheus (promtool is installed by CI; skipped where it is not)."
+    import shutil
+
+    from cryptopred.monitor import prometheus_rules
+    promtool = shutil.which("promtool")
+    if promtool is None: pytest.skip("promtool is not installed (CI installs the prometheus package)")
+    path = tmp_path / "cryptopred_rules.yml"
+    path.write_text(prometheus_rules(settings))
+    r = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "SUCCESS: 2 rules found" in r.stdout + r.stderr

@@ -6,10 +6,9 @@ import logging
 import threading
 
 import pytest
+from monitor_helpers import SECRET_PATH, webhook_receiver
 
 from cryptopred.monitor import MonitorError, raise_alert, read_alerts
-
-from monitor_helpers import SECRET_PATH, webhook_receiver
 
 SECRET = SECRET_PATH.rsplit("/", 1)[-1]
 

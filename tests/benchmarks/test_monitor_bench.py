@@ -13,8 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptopred.config import Settings, load_settings
-from cryptopred.monitor import PredictionLog, data_drift, example_features, profile_frame, prediction_line
+from cryptopred.monitor import PredictionLog, data_drift, example_features, prediction_line, profile_frame
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitor_helpers import prediction  # noqa: E402

@@ -130,11 +130,21 @@ class MonitorSettings(_Group):
     alert_webhook: SecretStr | None = Field(None, description="Slack-compatible webhook URL for alerts")
     webhook_timeout: float = Field(5.0, gt=0, description="Seconds before a webhook POST times out")
     webhook_retries: int = Field(3, ge=0, description="Retries for a failing webhook POST")
+    webhook_backoff: float = Field(0.5, ge=0, description="First wait between webhook retries, seconds (doubles)")
+    drift_effective_n: bool = Field(True, description="Correct KS p-values for autocorrelation (effective sample size)")
+    health_min_requests: int = Field(20, ge=1, description="Requests a route needs in a window before it can alert")
     scheduled_source: str = Field("coingecko", description="Source named by scheduled ingests (never auto)")
     cron_ingest_hourly: str = Field("5 * * * *", description="Cron expression of the hourly ingest (UTC)")
     cron_ingest_daily: str = Field("40 0 * * *", description="Cron expression of the daily ingest (UTC)")
     cron_retrain: str = Field("0 2 * * 0", description="Cron expression of the weekly retrain (UTC)")
     repository_url: str | None = Field(None, description="Repository link for the report (default: package metadata)")
+
+    @field_validator("possible_drift_pvalue")
+    @classmethod
+    def _possible(cls, v, info):
+        low = info.data.get("drift_pvalue")
+        if low is not None and v <= low: raise ValueError(f"must be above the DRIFT p-value ({low})")
+        return v
 
     @field_validator("scheduled_source")
     @classmethod

@@ -74,7 +74,7 @@ def simulated_market(
         df.loc[at, "timestamp"] += pd.to_timedelta(rng.integers(1, 40, size=jitter), unit="min")
     drop = []
     for k, (lo, hi) in ((short_gaps, (1, 3)), (long_gaps, (3, 13))):
-        for s, length in zip(rng.integers(2, max(3, n - 15), size=k), rng.integers(lo, hi, size=k)):
+        for s, length in zip(rng.integers(2, max(3, n - 15), size=k), rng.integers(lo, hi, size=k), strict=True):
             drop.extend(range(s, min(s + length, n - 1)))
     return df.drop(index=sorted(set(drop))).reset_index(drop=True)
 

@@ -9,8 +9,19 @@ import ta
 from features_helpers import REAL_COINS, REAL_DIR, needs_real, read_real, simulated_market
 
 from cryptopred.config import load_settings
-from cryptopred.features import (NON_FEATURES, OPTIONAL_FEATURES, bollinger_pctb, build_features, build_panel,
-                                 ema, feature_columns, macd, rsi, sma, warmup_steps)
+from cryptopred.features import (
+    NON_FEATURES,
+    OPTIONAL_FEATURES,
+    bollinger_pctb,
+    build_features,
+    build_panel,
+    ema,
+    feature_columns,
+    macd,
+    rsi,
+    sma,
+    warmup_steps,
+)
 from cryptopred.preprocess import PreprocessError, clean
 
 TOL = 1e-8
@@ -79,7 +90,8 @@ def test_features_against_an_independent_recomputation(granularity, n):
     for k in (1, 2, 3):
         close(f[f"ret_lag_{k}"], r.shift(k - 1), 0)
     for q in (7, 30):
-        roll = np.sqrt(s) * np.array([np.std(r[i - q * s + 1:i + 1], ddof=1) if i >= q * s else np.nan for i in range(n)])
+        w = q * s
+        roll = np.sqrt(s) * np.array([np.std(r[i - w + 1:i + 1], ddof=1) if i >= w else np.nan for i in range(n)])
         close(f[f"vol_{q}"], roll, 1e-10)
     for q in (7, 14, 30):
         close(f[f"sma_rel_{q}"], p / ta.trend.SMAIndicator(p, q * s).sma_indicator() - 1)

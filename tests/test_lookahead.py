@@ -40,7 +40,8 @@ def assert_no_lookahead(frames: dict, granularity: str, cuts, horizon: int = 1, 
     compared = 0
     for cut in cuts:
         known = {c: truncate(f, cut, granularity) for c, f in frames.items()}
-        part = build_panel({c: f for c, f in known.items() if len(f)}, granularity, horizon=horizon, **kw)  # coins listed by then
+        # only the coins that were listed by then
+        part = build_panel({c: f for c, f in known.items() if len(f)}, granularity, horizon=horizon, **kw)
         for coin, p in part.items():
             assert p.index[-1] <= cut
             assert len(feature_columns(p, include_empty=True)) == len(feature_columns(full[coin], include_empty=True))

@@ -45,11 +45,12 @@ def _check_clean(frame: pd.DataFrame, granularity: str, max_fill_gap: int = 2, t
     missing = ~out.index.isin(obs.index)
     starts, lengths = gap_runs(missing)
     assert (rep.gaps_found, rep.longest_gap) == (len(lengths), int(lengths.max(initial=0)))
-    assert rep.gaps_filled == int((lengths <= max_fill_gap).sum()) and rep.gaps_left == int((lengths > max_fill_gap).sum())
+    assert rep.gaps_filled == int((lengths <= max_fill_gap).sum())
+    assert rep.gaps_left == int((lengths > max_fill_gap).sum())
     assert out["filled"].sum() == rep.steps_filled == int(lengths[lengths <= max_fill_gap].sum())
     assert out["price"].isna().sum() == rep.steps_missing == int(lengths[lengths > max_fill_gap].sum())
     lp = np.log(out["price"].to_numpy())
-    for s, n in zip(starts, lengths):
+    for s, n in zip(starts, lengths, strict=True):
         if n <= max_fill_gap:
             expect = lp[s - 1] + (lp[s + n] - lp[s - 1]) * np.arange(1, n + 1) / (n + 1)
             np.testing.assert_allclose(lp[s:s + n], expect, rtol=0, atol=1e-12)

@@ -150,11 +150,12 @@ def test_usable_rows():
     assert f.loc[usable, "volume_z"].isna().any()
 
 
-def test_feature_columns_leaves_out_features_with_no_value():
+def test_feature_columns_depend_on_names_unless_asked_to_drop_empty_ones():
     df = simulated_market(300, seed=5)[["timestamp", "price"]]
     f = build_features(df)
-    assert not {"volume_z", "volume_mcap", "mcap_change"} & set(feature_columns(f))
-    assert {"volume_z", "volume_mcap", "mcap_change"} <= set(feature_columns(f, include_empty=True))
+    assert feature_columns(f) == feature_columns(f.iloc[[-1]]) == DAILY  # the live row gives the training list
+    assert not {"volume_z", "volume_mcap", "mcap_change"} & set(feature_columns(f, drop_empty=True))
+    assert set(feature_columns(f)) - set(feature_columns(f, drop_empty=True)) == {"volume_z", "volume_mcap", "mcap_change"}
 
 
 def test_panel_equals_single_coin_builds():
@@ -205,5 +206,5 @@ def test_real_panel_daily_and_hourly():
         assert len(feature_columns(f)) == len(DAILY) + (coin != "bitcoin") * 2
     hourly = build_panel({c: read_real(c, "hourly") for c in ("bitcoin", "ethereum")}, "hourly")
     eth = hourly["ethereum"]
-    assert not {"volume_z", "volume_mcap", "mcap_change"} & set(feature_columns(eth))  # Binance files: no USD volume
+    assert not {"volume_z", "volume_mcap", "mcap_change"} & set(feature_columns(eth, drop_empty=True))  # no USD volume
     assert eth["usable"].iloc[warmup_steps("hourly") - 1:].all()

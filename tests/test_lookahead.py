@@ -44,7 +44,7 @@ def assert_no_lookahead(frames: dict, granularity: str, cuts, horizon: int = 1, 
         part = build_panel({c: f for c, f in known.items() if len(f)}, granularity, horizon=horizon, **kw)
         for coin, p in part.items():
             assert p.index[-1] <= cut
-            assert len(feature_columns(p, include_empty=True)) == len(feature_columns(full[coin], include_empty=True))
+            assert feature_columns(p) == feature_columns(full[coin])
             bad = prefix_mismatches(p, full[coin], past_columns(p))
             assert not bad, f"{coin} cut at {cut}: {bad} differ from the full-history values"
             # targets: rows whose horizon ends at or before the cut see the whole of their future already

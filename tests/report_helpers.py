@@ -91,7 +91,9 @@ def executed_notebook(path: Path, step: str) -> Path:
     png = figure(path.parent / ".tmp", f"{step}-output")
     table = pd.DataFrame({"predicted up": [51, 40], "predicted down": [38, 53]}, index=["up", "down"])
     shown = nbformat.v4.new_code_cell("display(confusion); plot_confusion()", metadata={"tags": ["report"]})
-    shown.outputs = [nbformat.v4.new_output("display_data", {"text/html": table.to_html(), "text/plain": "df"}),
+    shown.outputs = [nbformat.v4.new_output("display_data", {"text/markdown": "**Confusion matrix** on the holdout:",
+                                                              "text/plain": "<Markdown>"}),
+                     nbformat.v4.new_output("display_data", {"text/html": table.to_html(), "text/plain": "df"}),
                      nbformat.v4.new_output("display_data", {"image/png": base64.b64encode(png.read_bytes()).decode()})]
     noise = nbformat.v4.new_code_cell("print('fitting')")
     noise.outputs = [nbformat.v4.new_output("stream", name="stdout", text="fitting model 1/12\n")]

@@ -78,7 +78,7 @@ def test_full_report_is_complete_verified_and_printed(settings, tmp_path, full):
     assert len(res.citations) > 80 and set(res.sources) >= {p.name for p in runs.values()}
     # prose from the library notebooks, nested below the report's sections; outputs of tagged run-book cells
     assert "#### Gaps\n\nWhy gaps is done this way." in md
-    assert "| predicted up | predicted down |" in md.replace("|  | predicted up", "| predicted up")
+    assert "**Confusion matrix** on the holdout:\n\n|  | predicted up | predicted down |\n|---|---|---|\n| up | 51 | 38 |" in md
     assert "fitting model" not in md and "plot_confusion" not in md
     # figures: the runs', the run-book output's, the diagram and the screenshot, all copied beside the report
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)

@@ -36,6 +36,7 @@ from cryptopred.report import (
     check_report,
     collect_runs,
     diagram_is_current,
+    ensure_diagram,
     html_to_pdf,
     load_benchmarks,
     pdf_page_count,
@@ -180,6 +181,17 @@ def test_diagram_renders_offline_and_the_committed_png_is_current(tmp_path):
     with pytest.raises(ReportError, match="dot could not render .*bad.dot.*syntax error"):
         render_diagram(tmp_path / "bad.dot", tmp_path / "bad.png")
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_without_graphviz_the_committed_diagram_is_used_only_while_current(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    out = ensure_diagram(tmp_path / "figures" / "pipeline.png")
+    assert out.read_bytes() == DIAGRAM_PNG.read_bytes()
+    changed = tmp_path / "changed.dot"
+    changed.write_text(DIAGRAM_SRC.read_text() + "// edited\n")
+    with pytest.raises(ReportError, match="out of date with changed.dot and Graphviz is missing: apt-get install graphviz"):
+        ensure_diagram(tmp_path / "other.png", src=changed)
+    assert not (tmp_path / "other.png").exists()
 
 
 def test_readme_is_generated_from_the_index_notebook():

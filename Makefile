@@ -62,3 +62,17 @@ store-info: $(STAMP) ## what the local store holds
 
 clean-venv: ## remove the virtual environment
 	rm -rf $(VENV)
+
+.PHONY: readme diagram report bench
+
+readme: $(STAMP) ## write README.md from nbs/index.ipynb (the README is generated, never edited)
+	$(BIN)/python -c 'from cryptopred.report import write_readme; print(write_readme())'
+
+diagram: $(STAMP) ## render reports/pipeline.dot into reports/figures/pipeline.png (Graphviz)
+	$(BIN)/python -c 'from cryptopred.report import render_diagram; print(render_diagram())'
+
+report: $(STAMP) ## build reports/technical_report.{md,html,pdf} from the latest runs (ARGS="-p strict true")
+	$(CLI) run report $(ARGS)
+
+bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/benchmarks.md
+	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)

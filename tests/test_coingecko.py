@@ -70,6 +70,15 @@ def test_exhausted_retries_name_the_coin_and_the_last_cause(fake, tmp_path):
     assert len(fake.calls("market_chart")) == 3
 
 
+def test_connection_errors_name_the_host_and_the_cause(tmp_path):
+    from cryptopred.config import load_settings
+    s = load_settings(environ={}, env_file=None, home=tmp_path, coingecko_url="http://127.0.0.1:9/api/v3/", max_retries=1)
+    cg = CoinGecko(s, sleep=lambda _: None)
+    with pytest.raises(SourceUnavailable, match=r"^bitcoin: .* failed after 2 attempts: connection to 127.0.0.1:9 failed "
+                                                 r"\(NewConnectionError\)"):
+        daily(cg)
+
+
 def test_request_timeout_comes_from_the_settings(fake, tmp_path):
     assert CoinGecko(client(fake, tmp_path).settings).api.request_timeout == 5.0
     cg = client(fake, tmp_path, request_timeout=0.3, max_retries=0)

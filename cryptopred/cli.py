@@ -20,6 +20,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("cryptopred.cli:config_cli", "print every setting: variable, value, meaning"),
     "run": ("cryptopred.pipeline:run_cli", "execute a run-book into runs/<ts>_<step>/"),
     "runs": ("cryptopred.pipeline:runs_cli", "list or show recorded runs"),
+    "ingest": ("cryptopred.store:ingest_cli", "fetch missing market data into the store (--source, --coins, --days)"),
+    "replay": ("cryptopred.store:replay_cli", "stream stored history into the live store, point by point"),
+    "store": ("cryptopred.store:store_cli", "what the store holds: store info | store quarantine COIN"),
     "registry": ("cryptopred.registry:registry_cli", "list, show, promote or roll back model versions"),
 }
 

@@ -11,6 +11,7 @@ import os
 import re
 import warnings
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -43,6 +44,8 @@ class DataSettings(_Group):
                                 description="Real market data used for evaluation (read in place)")
     seed: int = Field(42, description="Seed for the simulated market, tuning and bootstraps")
     n_jobs: int = Field(2, description="Parallel workers for per-coin work (joblib; -1 = all cores)")
+    sim_regime_change: datetime | None = Field(None, description="Simulated market only: from this UTC time on, "
+                                               "volatility ×3 and return autocorrelation flipped (drift demo)")
 
     @field_validator("coins")
     @classmethod

@@ -14,6 +14,7 @@ import platform
 import statistics
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from features_helpers import REAL_COINS, REAL_DIR, read_real, simulated_market  
 
 from cryptopred.features import build_features, build_panel, feature_columns  # noqa: E402
 from cryptopred.preprocess import clean  # noqa: E402
+from cryptopred.report import write_benchmark_json  # noqa: E402
 
 OUT = REPO / "reports" / "benchmarks" / "features.json"
 GOAL_S = 2.0
@@ -77,11 +79,30 @@ def main(repeat: int = 5) -> dict:
         result["real_daily_one_coin"] = {"coin": "ethereum", "rows": len(real["ethereum"]),
                                          **timed(lambda: build_features(real["ethereum"], btc=real["bitcoin"]), repeat)}
     result["machine"]["load_average_1m_after"] = round(os.getloadavg()[0], 2)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_name(f".{OUT.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, OUT)
+    write_benchmark_json("features", benchmark_rows(result), OUT.parent, machine=result.pop("machine"),
+                         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), details=result)
     return result
+
+
+def benchmark_rows(result: dict) -> list[dict]:
+    "The report's benchmark rows (schema: `cryptopred.report.validate_benchmark`) from the detailed figures."
+    def r(workload, d, goal=None, met=None):
+        return {"stage": "features", "workload": workload, "time_median_s": d["median_s"], "runs": d["repeats"],
+                "peak_memory_mb": None, "goal": goal, "met": met,
+                "notes": f"best {d['best_s']} s, CPU {d['cpu_s']} s"}
+    hp = result["hourly_panel"]
+    rows = [r(f"build_panel: {hp['coins']} coins × 5 y hourly (simulated, {hp['rows_total']:,} rows, "
+              f"{hp['features']} features)", hp, f"≤ {GOAL_S:g} s", hp["goal_met"]),
+            r(f"build_features: one hourly coin with bitcoin features ({result['hourly_one_coin']['rows']:,} rows)",
+              result["hourly_one_coin"]),
+            r(f"clean: one hourly coin ({result['hourly_clean_one_coin']['rows']:,} rows)",
+              result["hourly_clean_one_coin"])]
+    if "real_daily_panel" in result:
+        rd = result["real_daily_panel"]
+        rows += [r(f"build_panel: the {rd['coins']} real daily series ({rd['rows_total']:,} rows)", rd),
+                 r(f"build_features: real daily {result['real_daily_one_coin']['coin']} "
+                   f"({result['real_daily_one_coin']['rows']:,} rows)", result["real_daily_one_coin"])]
+    return rows
 
 
 def test_features_benchmark():

@@ -76,3 +76,8 @@ report: $(STAMP) ## build reports/technical_report.{md,html,pdf} from the latest
 
 bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/benchmarks.md
 	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)
+
+.PHONY: serve
+
+serve: $(STAMP) ## the web UI and the JSON API on http://127.0.0.1:7860 (ARGS="--port 8000"; CRYPTOPRED_HOST to bind elsewhere)
+	$(CLI) serve $(ARGS)

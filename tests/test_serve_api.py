@@ -207,8 +207,7 @@ def test_metrics_increase_as_requests_are_served(server, home):
 def test_every_prediction_is_logged(server, home):
     client, app = server
     a = client.post(PREDICT, json={"coin": "ethereum"}).json()
-    log = app.state.serving.log
-    assert log.flush(timeout=30)
+    assert app.state.serving.flush_log(timeout=30)
     logged = read_predictions(home)
     mine = logged[(logged["coin"] == "ethereum") & (logged["channel"] == "api")].iloc[-1]
     assert mine["prob_up"] == a["prob_up"] and mine["direction"] == a["direction"]

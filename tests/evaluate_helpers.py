@@ -76,9 +76,10 @@ if __name__ == "__main__":
     ap.add_argument("--coins", default=",".join(REAL_COINS))
     ap.add_argument("--refit-every", type=int, default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--real-dir", default=None, help="default: Settings().real_data_dir")
     a = ap.parse_args()
     from cryptopred.config import Settings
-    df = measure_real(Settings().real_data_dir, a.coins.split(","), refit_every=a.refit_every)
+    df = measure_real(Path(a.real_dir or Settings().real_data_dir), a.coins.split(","), refit_every=a.refit_every)
     pd.set_option("display.width", 250); pd.set_option("display.max_columns", 60)
     print(df.to_string())
     if a.out: Path(a.out).write_text(json.dumps(df.to_dict(orient="records"), indent=1, default=str))

@@ -27,7 +27,8 @@ def load_daily_prices(real_dir: Path, coin: str, start: str | None = "2017-01-01
     return s if start is None else s[s.index >= pd.Timestamp(start, tz="UTC")]
 
 
-def provisional_features(price: pd.Series, n_lags: int = 5, horizon: int = 1) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+def provisional_features(price: pd.Series, n_lags: int = 5,
+                         horizon: int = 1) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
     "Causal features `X`, next-`horizon` direction `y` (0/1, NaN unknown) and one-step forward log return."
     lp = np.log(price)
     r = lp.diff()  # return into t: known at t

@@ -58,7 +58,7 @@ def test_walk_forward_refits_only_learn_from_the_past(spy):
     ev = evaluate_classifier(_with_row(X), y, r, settings=_small(), families=["spy"], calibrations=("none",),
                              refit_every=30, horizon=2, n_boot=50)
     refits = spy[-len(ev.folds):]  # the last fits are the holdout blocks, in order
-    for (first, last), (_, block) in zip(refits, ev.folds.iterrows()):
+    for (first, last), (_, block) in zip(refits, ev.folds.iterrows(), strict=True):
         start = X.index.get_loc(block["test_start"])
         assert last == start - 3  # trains right up to the embargo (2 rows) and never beyond
         assert first == 2  # expanding, from the first usable row (rows 0-1 lack the 2-step past return)

@@ -5,13 +5,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from cryptopred.evaluate import (EvaluationError, backtest_long_flat, bootstrap_metrics, check_splits,
-                                 direction_metrics, holdout_split, rolling_origin_splits, walk_forward_splits)
+from cryptopred.evaluate import (
+    EvaluationError,
+    backtest_long_flat,
+    bootstrap_metrics,
+    check_splits,
+    direction_metrics,
+    holdout_split,
+    rolling_origin_splits,
+    walk_forward_splits,
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -100,7 +109,7 @@ def test_backtest_matches_a_plain_loop():
     rng = np.random.default_rng(1)
     p = rng.random(300); r = rng.normal(0.0005, 0.03, 300); fee = 0.0015
     eq, pos_prev, trades, curve = 1.0, 0, 0, []
-    for pt, rt in zip(p, r):
+    for pt, rt in zip(p, r, strict=True):
         pos = int(pt > 0.5)
         if pos != pos_prev: eq *= 1 - fee; trades += 1
         if pos: eq *= math.exp(rt)
@@ -116,7 +125,6 @@ def test_backtest_matches_a_plain_loop():
 
 def test_bad_inputs_name_the_problem():
     with pytest.raises(EvaluationError, match="not sorted in time"):
-        import pandas as pd
         walk_forward_splits(pd.DatetimeIndex(["2024-01-02", "2024-01-01", "2024-01-03"]), 1, embargo=0)
     with pytest.raises(EvaluationError, match="embargo of 3 rows is violated"):
         check_splits([(np.arange(10), np.arange(12, 20))], embargo=3)

@@ -25,7 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from .config import CryptopredError, Settings
+from .config import CryptopredError, Settings, load_settings
 from .evaluate import (PERIODS_PER_YEAR, HoldoutAssessment, WalkForwardCV, assess_holdout, check_splits,
                                  holdout_split, plot_calibration, plot_confusion, plot_equity, plot_roc,
                                  rolling_origin_splits)
@@ -256,6 +256,7 @@ def evaluate_classifier(
     returns: pd.Series,  # one-step forward log return per row (NaN unknown)
     settings: Settings | None = None,  # cv_folds, search_budget, seed, holdout_fraction, horizon, fee_bps, granularity
     horizon: int | None = None,  # steps ahead of the target = embargo (default settings.horizon)
+    granularity: str | None = None,  # "daily" or "hourly": Sharpe annualization (default settings.granularity)
     families: Sequence[str] | None = None,  # model families to consider (default: all of FAMILIES)
     holdout_start=None,  # first holdout time (overrides settings.holdout_fraction)
     refit_every: int | None = None,  # refit through the holdout every this many rows (None: one fit)
@@ -268,8 +269,10 @@ def evaluate_classifier(
 ) -> ClassifierEvaluation:
     "Nested walk-forward tuning on the training part, refit, predict the holdout, and assess it against the baselines."
     t0 = time.perf_counter()
-    s = settings or Settings()
+    s = settings or load_settings()
     h = s.horizon if horizon is None else horizon
+    gran = granularity or s.granularity
+    if gran not in PERIODS_PER_YEAR: raise CryptopredError(f"granularity must be one of {', '.join(PERIODS_PER_YEAR)}, got {gran!r}")
     families = list(families or FAMILIES)
     df, counts = prepare_rows(X, y, returns, h)
     feats = list(X.columns)
@@ -290,7 +293,7 @@ def evaluate_classifier(
     hidx = df.index[ho]
     prob_s = pd.Series(prob, index=hidx, name="prob_up")
     assessment = assess_holdout(yv[ho], prob_s, rate, df["__past"].to_numpy()[ho], df["__fwd"].to_numpy()[ho],
-                                fee_bps=s.fee_bps, periods_per_year=PERIODS_PER_YEAR[s.granularity], n_boot=n_boot, seed=s.seed)
+                                fee_bps=s.fee_bps, periods_per_year=PERIODS_PER_YEAR[gran], n_boot=n_boot, seed=s.seed)
     rows = {**counts, "train": len(tr), "embargo": h, "holdout": len(ho)}
     return ClassifierEvaluation(
         name=name, family=family, params=params, calibration=method, scoring=scoring, horizon=h, seed=s.seed, rows=rows,
@@ -347,7 +350,7 @@ def fit_final_model(
     **meta,  # extra metadata (coin, granularity, data source, ...)
 ) -> DirectionModel:
     "Fit the model to register on all usable rows, with the evaluation's (or the given, or freshly selected) choices."
-    s = settings or Settings()
+    s = settings or load_settings()
     h = evaluation.horizon if evaluation is not None and horizon is None else (s.horizon if horizon is None else horizon)
     df, counts = prepare_rows(X, y, horizon=h)
     feats = list(X.columns)

@@ -147,11 +147,12 @@ def prepare_rows(
     y: pd.Series,  # target 0/1 (NaN = unknown)
     returns: pd.Series | None = None,  # one-step forward log returns (NaN = unknown)
     horizon: int = 1,  # steps ahead of the target (for the past return of the momentum baseline)
+    usable: pd.Series | None = None,  # rows the feature code marks usable (e.g. `build_features`' `usable`)
 ) -> tuple[pd.DataFrame, dict]:
     "The usable rows (features, target, forward and past return) and the count of rows dropped for each reason."
     if not isinstance(X, pd.DataFrame) or X.shape[1] == 0: raise CryptopredError("X must be a DataFrame with at least one feature column")
-    if not X.index.equals(y.index) or (returns is not None and not X.index.equals(returns.index)):
-        raise CryptopredError("X, y and returns must share the same index (align them before evaluating)")
+    if any(s is not None and not X.index.equals(s.index) for s in (y, returns, usable)):
+        raise CryptopredError("X, y, returns and usable must share the same index (align them before evaluating)")
     if not X.index.is_monotonic_increasing or X.index.has_duplicates:
         raise CryptopredError("the index must be strictly increasing in time")
     bad = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
@@ -162,6 +163,7 @@ def prepare_rows(
     if not yv.dropna().isin([0, 1]).all(): raise CryptopredError("the target must be 0/1 (NaN for unknown)")
     df = X.astype(float).assign(__y=yv.astype(float))
     masks = {"missing_features": X.isna().any(axis=1), "missing_target": yv.isna()}
+    if usable is not None: masks = {"not_usable": ~usable.astype(bool), **masks}
     if returns is not None:
         df["__fwd"] = returns.astype(float); df["__past"] = df["__fwd"].shift(1).rolling(horizon).sum()
         masks.update(missing_forward_return=df["__fwd"].isna(), missing_past_return=df["__past"].isna())
@@ -255,6 +257,7 @@ def evaluate_classifier(
     y: pd.Series,  # direction over the horizon: 1 up, 0 down, NaN unknown
     returns: pd.Series,  # one-step forward log return per row (NaN unknown)
     settings: Settings | None = None,  # cv_folds, search_budget, seed, holdout_fraction, horizon, fee_bps, granularity
+    usable: pd.Series | None = None,  # rows the feature code marks usable; the others are dropped and counted
     horizon: int | None = None,  # steps ahead of the target = embargo (default settings.horizon)
     granularity: str | None = None,  # "daily" or "hourly": Sharpe annualization (default settings.granularity)
     families: Sequence[str] | None = None,  # model families to consider (default: all of FAMILIES)
@@ -274,7 +277,7 @@ def evaluate_classifier(
     gran = granularity or s.granularity
     if gran not in PERIODS_PER_YEAR: raise CryptopredError(f"granularity must be one of {', '.join(PERIODS_PER_YEAR)}, got {gran!r}")
     families = list(families or FAMILIES)
-    df, counts = prepare_rows(X, y, returns, h)
+    df, counts = prepare_rows(X, y, returns, h, usable)
     feats = list(X.columns)
     tr, ho = holdout_split(df.index, s.holdout_fraction, embargo=h, start=holdout_start)
     yv = df["__y"].to_numpy()
@@ -339,6 +342,7 @@ def fit_final_model(
     X: pd.DataFrame,  # features (warm-up and unlabelled rows are dropped and counted)
     y: pd.Series,  # target 0/1, NaN unknown
     settings: Settings | None = None,  # seed, cv_folds, search_budget, horizon
+    usable: pd.Series | None = None,  # rows the feature code marks usable; the others are dropped and counted
     evaluation: ClassifierEvaluation | None = None,  # reuse its family, params and calibration
     family: str | None = None,  # or name the family ...
     params: dict | None = None,  # ... its parameters ...
@@ -352,7 +356,7 @@ def fit_final_model(
     "Fit the model to register on all usable rows, with the evaluation's (or the given, or freshly selected) choices."
     s = settings or load_settings()
     h = evaluation.horizon if evaluation is not None and horizon is None else (s.horizon if horizon is None else horizon)
-    df, counts = prepare_rows(X, y, horizon=h)
+    df, counts = prepare_rows(X, y, horizon=h, usable=usable)
     feats = list(X.columns)
     Xa, ya = df[feats], df["__y"]
     inner = None

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from scipy.stats import loguniform, randint
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import RandomizedSearchCV, cross_val_score
 from sklearn.pipeline import Pipeline
@@ -31,8 +31,8 @@ from .evaluate import (PERIODS_PER_YEAR, HoldoutAssessment, WalkForwardCV, asses
                                  rolling_origin_splits)
 
 # %% auto #0
-__all__ = ['FAMILIES', 'SEARCH_SPACES', 'SCORERS', 'CALIBRATIONS', 'TRUSTED_TYPES', 'demo_direction_data', 'make_pipeline',
-           'tune_family', 'calibrated', 'choose_calibration', 'prepare_rows', 'ClassifierEvaluation',
+__all__ = ['FAMILIES', 'ENSEMBLE', 'SEARCH_SPACES', 'SCORERS', 'CALIBRATIONS', 'TRUSTED_TYPES', 'demo_direction_data',
+           'make_pipeline', 'tune_family', 'calibrated', 'choose_calibration', 'prepare_rows', 'ClassifierEvaluation',
            'evaluate_classifier', 'DirectionModel', 'fit_final_model', 'evaluation_table', 'evaluation_markdown']
 
 # %% ../nbs/07_classify.ipynb #aedd009f
@@ -63,13 +63,18 @@ FAMILIES = {
                                                            min_samples_leaf=100, early_stopping=False, random_state=seed),
 }
 
+ENSEMBLE = "ensemble"  # the soft vote of several families; its params are {family: that family's params}
+
 def make_pipeline(
-    family: str,  # one of FAMILIES
-    params: dict | None = None,  # classifier parameters (without the `model__` prefix)
+    family: str,  # one of FAMILIES, or ENSEMBLE
+    params: dict | None = None,  # classifier parameters (without the `model__` prefix); {family: params} for ENSEMBLE
     seed: int = 42,  # random seed
-) -> Pipeline:
-    "An unfitted scaler + classifier pipeline of `family`."
-    if family not in FAMILIES: raise CryptopredError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)})")
+) -> Pipeline | VotingClassifier:
+    "An unfitted scaler + classifier pipeline of `family` (for ENSEMBLE: the average of such pipelines' probabilities)."
+    if family == ENSEMBLE:
+        if not params: raise CryptopredError("an ensemble needs {family: params} for at least one family")
+        return VotingClassifier([(f, make_pipeline(f, p, seed)) for f, p in params.items()], voting="soft")
+    if family not in FAMILIES: raise CryptopredError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)}, {ENSEMBLE})")
     return Pipeline([("scale", StandardScaler()), ("model", FAMILIES[family](seed).set_params(**(params or {})))])
 
 # %% ../nbs/07_classify.ipynb #9e9d8b8c
@@ -229,13 +234,17 @@ def _climatology_loss(y: np.ndarray, cv: WalkForwardCV, scoring: str) -> tuple[f
         losses.append(np.mean((q - yt) ** 2) if scoring == "brier" else -np.mean(yt * np.log(q) + (1 - yt) * np.log(1 - q)))
     return float(np.mean(losses)), float(np.std(losses))
 
-def _select(X, y, families, cv, budget, scoring, seed, calibrations, embargo) -> tuple[str, dict, str, pd.DataFrame, dict]:
-    "Tune every family, pick the best by inner loss, then pick its calibration."
+def _select(X, y, families, cv, budget, scoring, seed, calibrations, embargo, ensemble=True) -> tuple[str, dict, str, pd.DataFrame, dict]:
+    "Tune every family, score their ensemble, pick the lowest inner loss, then pick its calibration."
     tuned = {f: tune_family(X, y, f, cv, budget, scoring, seed) for f in families}
+    if ensemble and len(families) > 1:
+        ps = {f: t["params"] for f, t in tuned.items()}
+        sc = -cross_val_score(make_pipeline(ENSEMBLE, ps, seed), X, y, cv=cv, scoring=_scorer(scoring))
+        tuned[ENSEMBLE] = {"loss": float(sc.mean()), "loss_std": float(sc.std()), "params": ps}
     sel = pd.DataFrame({f: {"loss": t["loss"], "loss_std": t["loss_std"], "params": t["params"]} for f, t in tuned.items()}).T
     cl, cl_std = _climatology_loss(y.to_numpy(), cv, scoring)
     sel.loc["climatology"] = {"loss": cl, "loss_std": cl_std, "params": {}}
-    family = min(families, key=lambda f: tuned[f]["loss"])
+    family = min(tuned, key=lambda f: tuned[f]["loss"])
     params = tuned[family]["params"]
     method, cal_losses = choose_calibration(X, y, make_pipeline(family, params, seed), cv, calibrations, scoring, embargo)
     return family, params, method, sel.sort_values("loss"), cal_losses
@@ -261,6 +270,7 @@ def evaluate_classifier(
     horizon: int | None = None,  # steps ahead of the target = embargo (default settings.horizon)
     granularity: str | None = None,  # "daily" or "hourly": Sharpe annualization (default settings.granularity)
     families: Sequence[str] | None = None,  # model families to consider (default: all of FAMILIES)
+    ensemble: bool = True,  # also consider the soft vote of the tuned families
     holdout_start=None,  # first holdout time (overrides settings.holdout_fraction)
     refit_every: int | None = None,  # refit through the holdout every this many rows (None: one fit)
     expanding: bool = True,  # expanding (True) or sliding training window for the holdout refits
@@ -284,7 +294,7 @@ def evaluate_classifier(
     cv = WalkForwardCV(s.cv_folds, embargo=h)
     with threadpool_limits(n_threads):
         family, params, method, sel, cal = _select(df[feats].iloc[tr], df["__y"].iloc[tr], families, cv,
-                                                   s.search_budget, scoring, s.seed, calibrations, h)
+                                                   s.search_budget, scoring, s.seed, calibrations, h, ensemble)
         splits = _blocks(df.index, yv, tr, ho, refit_every, h, expanding)
         check_splits(splits, h)
         prob, rate = np.empty(len(ho)), np.empty(len(ho))
@@ -312,10 +322,11 @@ TRUSTED_TYPES = [
     "sklearn.calibration._SigmoidCalibration", "sklearn.ensemble._forest.RandomForestClassifier",
     "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", "sklearn.isotonic.IsotonicRegression",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", "sklearn.ensemble._voting.VotingClassifier",
+    "sklearn.isotonic.IsotonicRegression", "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.linear_model._logistic.LogisticRegression", "sklearn.pipeline.Pipeline",
     "sklearn.preprocessing._data.StandardScaler", "sklearn.tree._classes.DecisionTreeClassifier",
-    "sklearn.tree._tree.Tree",
+    "sklearn.tree._tree.Tree", "sklearn.utils._bunch.Bunch",
 ]
 
 @dataclass
@@ -349,6 +360,7 @@ def fit_final_model(
     calibration: str | None = None,  # ... and calibration ("none" when only the family is named)
     horizon: int | None = None,  # steps ahead (embargo); default settings.horizon or the evaluation's
     families: Sequence[str] | None = None,  # families to select from when nothing is given
+    ensemble: bool = True,  # ... and whether their soft vote is a candidate
     scoring: str = "log_loss",  # selection loss when nothing is given
     n_threads: int = 1,  # native threads
     **meta,  # extra metadata (coin, granularity, data source, ...)
@@ -364,7 +376,7 @@ def fit_final_model(
         if evaluation is not None: family, params, calibration = evaluation.family, evaluation.params, evaluation.calibration
         elif family is None:
             family, params, calibration, sel, _ = _select(Xa, ya, list(families or FAMILIES), WalkForwardCV(s.cv_folds, embargo=h),
-                                                          s.search_budget, scoring, s.seed, CALIBRATIONS, h)
+                                                          s.search_budget, scoring, s.seed, CALIBRATIONS, h, ensemble)
             inner = float(sel.loc[family, "loss"])
         est = calibrated(make_pipeline(family, params, s.seed), calibration or "none", h).fit(Xa, ya)
     md = {"family": family, "params": params or {}, "calibration": calibration or "none", "horizon": h, "seed": s.seed,

@@ -62,3 +62,7 @@ store-info: $(STAMP) ## what the local store holds
 
 clean-venv: ## remove the virtual environment
 	rm -rf $(VENV)
+
+.PHONY: forecast-report
+forecast-report: $(STAMP) ## tune + evaluate the Prophet forecaster on ../shared/data/real -> reports/forecast_evaluation.md
+	$(CLI) forecast report --tune --out reports/forecast_evaluation.md

@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("cryptopred.cli:config_cli", "print every setting: variable, value, meaning"),
     "run": ("cryptopred.pipeline:run_cli", "execute a run-book into runs/<ts>_<step>/"),
     "runs": ("cryptopred.pipeline:runs_cli", "list or show recorded runs"),
+    "forecast": ("cryptopred.forecast:forecast_cli", "evaluate the Prophet forecaster on real data (report)"),
 }
 
 def config_cli(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The Prophet forecaster on real data: serialization, band shape, anchoring, no look-ahead, a short honest evaluation."""
+"""The Prophet forecaster on real data: serialization, band shape, anchoring, no look-ahead, a short evaluation."""
 from __future__ import annotations
 
 import json
@@ -6,11 +6,18 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
-from cryptopred.forecast import (ForecastError, ForecastParams, ProphetForecaster, default_params, forecast_metrics,
-                                 rolling_origin_evaluation, summarize_evaluation, tune_forecaster)
-
 from forecast_helpers import real
+
+from cryptopred.forecast import (
+    ForecastError,
+    ForecastParams,
+    ProphetForecaster,
+    default_params,
+    forecast_metrics,
+    rolling_origin_evaluation,
+    summarize_evaluation,
+    tune_forecaster,
+)
 
 pytestmark = pytest.mark.realdata
 
@@ -58,11 +65,15 @@ def test_hourly_bands_and_anchor(eth_hourly):
     assert (np.diff(fc.log_half_80) > 0).all() and (fc.yhat_upper_95 > fc.yhat_upper_80).all()
 
 
-@pytest.mark.parametrize("shrink", [0.0, 1.0])
-def test_one_step_forecast_is_anchored_at_the_last_price(btc, shrink):
+@pytest.mark.parametrize("params,bound", [(None, 0.1), (ForecastParams(shrink=1.0, weekly_seasonality=3), 0.5)])
+def test_one_step_forecast_is_anchored_at_the_last_price(btc, params, bound):
+    """The 1-step centre moves from the last price by a small fraction of one step's volatility: by the shrunk mean
+    return for the defaults, and by Prophet's whole mean return (drift + weekday) with shrink = 1."""
     for end in ("2021-05-10", "2022-11-10", "2025-10-07"):   # a peak, a crash, an all-time high
-        f = ProphetForecaster(ForecastParams(shrink=shrink, weekly_seasonality=3)).fit(btc[btc.timestamp <= end])
-        assert abs(f.forecast(1).yhat.iloc[0] / f.last_price - 1) < 0.01
+        f = ProphetForecaster(params).fit(btc[btc.timestamp <= end])
+        move = abs(np.log(f.forecast(1).yhat.iloc[0] / f.last_price))
+        assert move < bound * f.sigma, (end, move, f.sigma)
+        if params is None: assert move < 0.005
 
 
 def test_the_forecast_never_sees_the_future(btc):
@@ -90,17 +101,20 @@ def test_gaps_inside_the_window(btc):
     f = ProphetForecaster().fit(few)
     assert f.fit_info["n_interpolated"] == 2
     many = btc.drop(index=btc.index[-40:-20])           # twenty: refused, not silently filled
-    with pytest.raises(ForecastError, match="20 of the last 91 daily prices are missing"): ProphetForecaster().fit(many)
+    with pytest.raises(ForecastError, match="20 of the last 181 daily prices are missing"):
+        ProphetForecaster().fit(many)
 
 
 def test_short_real_evaluation_against_the_random_walk(btc, eth):
-    """Every 30th day over 2024-2026 (26 origins per coin). Measured with the default parameters: MAE ratio to
-    the random walk 1.000 at every horizon (shrink = 0) and 80% coverage 0.74-0.84; the bounds leave tolerance."""
-    ev = pd.concat([rolling_origin_evaluation(c, every="30D", coin=n) for n, c in (("bitcoin", btc), ("ethereum", eth))])
+    """Every 30th day over 2024-2026 (26 origins per coin). Measured with the default parameters: MAE ratio to the
+    random walk 1.000 at every horizon (shrink = 0) and 7-day 80% coverage 0.92 (bitcoin) / 0.81 (ethereum) on these
+    few origins (0.78 / 0.75 over all 156 in the report); the bounds leave tolerance for a re-tuned shrink."""
+    ev = pd.concat([rolling_origin_evaluation(c, every="30D", coin=n)
+                    for n, c in (("bitcoin", btc), ("ethereum", eth))])
     s = summarize_evaluation(ev).set_index(["coin", "horizon", "model"])
     for coin in ("bitcoin", "ethereum"):
         m = s.loc[(coin, 7, "prophet")]
-        assert m.mae_vs_rw <= 1.02, m.mae_vs_rw
+        assert m.mae_vs_rw <= 1.01, m.mae_vs_rw
         assert 0.6 <= m.coverage_80 <= 0.95 and m.coverage_95 >= m.coverage_80
         assert s.loc[(coin, 1, "prophet")].mase < s.loc[(coin, 30, "prophet")].mase   # errors grow with the horizon
     rw = forecast_metrics(ev.truth, ev.rw_yhat, naive_scale=ev.naive_scale)

@@ -10,8 +10,14 @@ import statistics
 import time
 from pathlib import Path
 
-from cryptopred.forecast import (ALL_DAILY_COINS, ProphetForecaster, log_price_series, plain_prophet_forecast,
-                                 read_real, real_data_dir)
+from cryptopred.forecast import (
+    ALL_DAILY_COINS,
+    ProphetForecaster,
+    log_price_series,
+    plain_prophet_forecast,
+    read_real,
+    real_data_dir,
+)
 from cryptopred.pipeline import write_json
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,12 +38,13 @@ def run_benchmark(out: Path = OUT) -> dict:
     rows = []
     for coin, gran, steps in coins:
         frame = read_real(coin, gran, data)
-        fit = _time(lambda: ProphetForecaster().fit(frame, gran))
+        fit = _time(lambda frame=frame, gran=gran: ProphetForecaster().fit(frame, gran))
         f = ProphetForecaster().fit(frame, gran)
-        pred = _time(lambda: f.forecast(steps))
-        both = _time(lambda: ProphetForecaster().fit(frame, gran).forecast(steps))
+        pred = _time(lambda f=f, steps=steps: f.forecast(steps))
+        both = _time(lambda frame=frame, gran=gran, steps=steps: ProphetForecaster().fit(frame, gran).forecast(steps))
         rows.append({"coin": coin, "granularity": gran, "steps": steps, "rows": len(frame),
-                     "fit_window_returns": f.fit_info["n_returns"], "fit": fit, "forecast": pred, "fit_and_forecast": both})
+                     "fit_window_returns": f.fit_info["n_returns"], "fit": fit, "forecast": pred,
+                     "fit_and_forecast": both})
     btc = log_price_series(read_real("bitcoin", "daily", data))
     plain = _time(lambda: plain_prophet_forecast(btc, 30), repeats=2)
     result = {"benchmark": "forecast", "what": "ProphetForecaster fit + forecast per coin (default params), real data",

@@ -18,7 +18,7 @@ from cryptopred.forecast import (
     read_real,
     real_data_dir,
 )
-from cryptopred.pipeline import write_json
+from cryptopred.report import write_benchmark_json
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "reports" / "benchmarks" / "forecast.json"
@@ -48,11 +48,31 @@ def run_benchmark(out: Path = OUT) -> dict:
     btc = log_price_series(read_real("bitcoin", "daily", data))
     plain = _time(lambda: plain_prophet_forecast(btc, 30), repeats=2)
     result = {"benchmark": "forecast", "what": "ProphetForecaster fit + forecast per coin (default params), real data",
-              "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
               "per_coin": rows, "plain_prophet_bitcoin_daily_full_history": plain,
               "total_fit_and_forecast_median_s": sum(r["fit_and_forecast"]["median_s"] for r in rows)}
-    write_json(out, result)
+    write_benchmark_json(out.stem, table_rows(result), out.parent, details=result,
+                         machine={"cpus": os.cpu_count(), "python": platform.python_version(),
+                                  "platform": platform.platform()})
     return result
+
+
+def table_rows(result: dict) -> list[dict]:
+    "The report's benchmark rows (schema: `cryptopred.report.validate_benchmark`); per-coin detail stays in `details`."
+    def r(workload, t, notes=None):
+        return {"stage": "forecast", "workload": workload, "time_median_s": t["median_s"], "runs": t["repeats"],
+                "peak_memory_mb": None, "goal": None, "met": None, **({"notes": notes} if notes else {})}
+    daily = [x for x in result["per_coin"] if x["granularity"] == "daily"]
+    hourly = [x for x in result["per_coin"] if x["granularity"] == "hourly"]
+    med = lambda xs, k: {"median_s": statistics.median(x[k]["median_s"] for x in xs), "repeats": xs[0][k]["repeats"]}
+    out = [r(f"ProphetForecaster fit, one daily coin (median over {len(daily)} real coins)", med(daily, "fit")),
+           r(f"ProphetForecaster fit + 30-day forecast, one daily coin (median over {len(daily)} coins)",
+             med(daily, "fit_and_forecast"))]
+    if hourly:
+        out.append(r(f"ProphetForecaster fit + 24-hour forecast, one hourly coin (median over {len(hourly)} coins)",
+                     med(hourly, "fit_and_forecast")))
+    out.append(r("plain Prophet on bitcoin's full daily history + 30-day forecast (for comparison)",
+                 result["plain_prophet_bitcoin_daily_full_history"]))
+    return out
 
 
 def test_bench_forecast():

@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import httpx
 import pandas as pd
 import pytest
-from serve_helpers import live_server, registry_of, served_home  # noqa: F401  (a fixture)
+from serve_helpers import live_server, parse_metrics, registry_of, served_home  # noqa: F401  (a fixture)
 
 from cryptopred.features import build_panel
 from cryptopred.monitor import PredictionLog, data_drift, drift_figure, profile_frame, raise_alert, read_predictions
@@ -154,6 +154,11 @@ def test_gradio_client_calls_every_named_event(ui_server):
 
     loaded = client.predict("bitcoin", api_name="/load")
     assert "SIMULATED DATA" in loaded[0] and "Pick a coin and press Predict" in loaded[1] and "### bitcoin" in loaded[2]
+    m = parse_metrics(httpx.get(url + "/metrics", timeout=30).text)
+    events = sum(v for k, v in m.items() if k[0] == "cryptopred_http_requests_total" and dict(k[1])["route"] == "gradio_api")
+    timed = sum(v for k, v in m.items() if k[0] == "cryptopred_http_request_duration_seconds_count"
+                and dict(k[1])["route"] == "gradio_api")
+    assert events > timed > 0  # Gradio's event streams are counted, not timed (they last as long as the job)
     assert app.state.serving.flush_log(timeout=30)
     logged = read_predictions(home)
     assert (logged["channel"] == "ui").sum() >= 1  # the UI's Predict is logged like an API call

@@ -162,3 +162,19 @@ def test_gradio_client_calls_every_named_event(ui_server):
     assert app.state.serving.flush_log(timeout=30)
     logged = read_predictions(home)
     assert (logged["channel"] == "ui").sum() >= 1  # the UI's Predict is logged like an API call
+
+
+def test_ui_login_when_credentials_are_set(ui_server):
+    "CRYPTOPRED_UI_USERNAME/PASSWORD put Gradio's login in front of the UI and its API; the JSON API is unaffected."
+    from gradio_client import Client
+    from pydantic import SecretStr
+    home = ui_server[1].state.serving.settings
+    s = home.model_copy(update={"ui_username": "ana", "ui_password": SecretStr("pw-123")})
+    with live_server(create_app(s)) as url, httpx.Client(base_url=url, timeout=30) as c:
+        assert c.get("/config").status_code == 401 and c.get("/gradio_api/info").status_code == 401
+        assert c.post("/login", data={"username": "ana", "password": "wrong"}).status_code == 400
+        assert c.post("/login", data={"username": "ana", "password": "pw-123"}).json() == {"success": True}
+        assert c.get("/config").status_code == 200 and "pw-123" not in c.get("/config").text
+        assert c.get("/api/v1/coins").status_code == 200
+        card, _ = Client(url + "/", auth=("ana", "pw-123"), verbose=False).predict("bitcoin", api_name="/model_card")
+        assert "### bitcoin" in card

@@ -46,13 +46,13 @@ from .store import Store
 # %% auto #0
 __all__ = ['TRAIN_HINT', 'INGEST_HINT', 'LATENCY_BUCKETS', 'PROBABILITY_BUCKETS', 'API_PREFIX', 'API_ROUTES', 'OPS_ROUTES',
            'STEP', 'KINDS', 'MAX_FORECAST_DAYS', 'HISTORY_DAYS', 'MAX_HORIZON', 'BASELINE_NAMES', 'LOG_BATCH_SECONDS',
-           'CSS', 'DEPLOY_DIR', 'ServeError', 'UnknownCoin', 'BadRequest', 'NotReady', 'ServeMetrics', 'route_label',
-           'prob_up', 'Snapshot', 'is_simulated', 'PredictRequest', 'ForecastQuery', 'ForecastPoint', 'ModelVersions',
-           'PredictResponse', 'ForecastResponse', 'CoinStatus', 'CoinsResponse', 'ModelInfo', 'ModelsResponse',
-           'Health', 'Readiness', 'ErrorBody', 'ServingState', 'model_info', 'Guard', 'create_app', 'empty_state',
-           'banner_html', 'trust_rows', 'trust_verdict', 'probability_html', 'price_figure', 'calibration_figure',
-           'figure_image', 'run_figure', 'calibration_image', 'model_card_markdown', 'drift_section',
-           'realized_section', 'health_section', 'alerts_section', 'champions_section', 'predict_view',
+           'CSS', 'REALIZED_DAYS', 'DEPLOY_DIR', 'ServeError', 'UnknownCoin', 'BadRequest', 'NotReady', 'ServeMetrics',
+           'route_label', 'prob_up', 'Snapshot', 'is_simulated', 'PredictRequest', 'ForecastQuery', 'ForecastPoint',
+           'ModelVersions', 'PredictResponse', 'ForecastResponse', 'CoinStatus', 'CoinsResponse', 'ModelInfo',
+           'ModelsResponse', 'Health', 'Readiness', 'ErrorBody', 'ServingState', 'model_info', 'Guard', 'create_app',
+           'empty_state', 'banner_html', 'trust_rows', 'trust_verdict', 'probability_html', 'price_figure',
+           'calibration_figure', 'figure_image', 'run_figure', 'calibration_image', 'model_card_markdown',
+           'drift_section', 'realized_section', 'health_section', 'alerts_section', 'champions_section', 'predict_view',
            'model_card_view', 'monitoring_view', 'load_view', 'build_demo', 'theme', 'mount_ui', 'serve_cli',
            'alert_rules', 'write_alert_rules']
 
@@ -964,11 +964,13 @@ def drift_section(settings: Settings, coin: str) -> tuple[str, Any]:
 
 # %% ../nbs/11_serve.ipynb #0f011eec
 _PRED_KEY = ["coin", "as_of", "horizon", "classifier_version"]
+REALIZED_DAYS = 90  # the tab reads this much of the prediction log (at least 3 × perf_window steps)
 
 def realized_section(state: ServingState, coin: str) -> tuple[str, Any]:
     "Markdown summary of the coin's realized accuracy vs the baselines, and the rolling figure (or None)."
     s = state.settings
-    preds = read_predictions(s)
+    since = pd.Timestamp.now(tz="UTC") - max(pd.Timedelta(days=REALIZED_DAYS), 3 * s.perf_window * STEP[state.granularity])
+    preds = read_predictions(s, start=since)
     preds = preds[(preds["coin"] == coin) & (preds["granularity"] == state.granularity)]
     if preds.empty: return f"No predictions logged for {coin} yet.", None
     preds = preds.drop_duplicates(_PRED_KEY, keep="first")

@@ -16,10 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cryptopred.classify import TRUSTED_TYPES, evaluate_classifier, fit_final_model
+from cryptopred.classify import TRUSTED_TYPES, DirectionModel, evaluate_classifier, fit_final_model
 from cryptopred.config import Settings, load_settings
 from cryptopred.features import build_panel, feature_columns
 from cryptopred.forecast import ProphetForecaster, forecast_metrics
+from cryptopred.pipeline import to_jsonable
 from cryptopred.registry import ModelRegistry, frame_sha256
 from cryptopred.sources import SimulatedMarket
 from cryptopred.store import Store, ingest
@@ -55,7 +56,8 @@ def register_classifier(settings: Settings, coin: str, family: str = "logistic",
     cols = feature_columns(fe, drop_empty=True)
     ev = evaluate_classifier(fe[cols], fe["target"], fe["fwd_log_return"], settings, usable=fe["usable"],
                              families=[family], ensemble=False, n_boot=100, calibrations=("none",), name=coin)
-    model = fit_final_model(fe[cols], fe["target"], settings, usable=fe["usable"], evaluation=ev)
+    fitted = fit_final_model(fe[cols], fe["target"], settings, usable=fe["usable"], evaluation=ev)
+    model = DirectionModel(fitted.estimator, fitted.features, to_jsonable(fitted.metadata))  # NaN -> null, as train does
     reg = registry_of(settings)
     used = fe[fe["usable"]].index
     v = reg.register("classifier", coin, settings.granularity, model, horizon=settings.horizon, data_source=SOURCE,

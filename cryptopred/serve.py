@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,8 @@ from .pipeline import latest_run, list_runs
 from .registry import STATE, ChampionWatcher, LoadedModel, ModelRegistry
 from .report import md_table
 from .store import Store
+
+if TYPE_CHECKING: import gradio as gr  # imported where the UI is built: importing this module stays light
 
 # %% auto #0
 __all__ = ['TRAIN_HINT', 'INGEST_HINT', 'LATENCY_BUCKETS', 'PROBABILITY_BUCKETS', 'API_PREFIX', 'API_ROUTES', 'OPS_ROUTES',
@@ -1063,10 +1065,14 @@ def load_view(state: ServingState, coin: str):
             *monitoring_view(state, coin))
 
 # %% ../nbs/11_serve.ipynb #c94914b4
-def build_demo(state: ServingState) -> Any:
+def build_demo(
+    state: ServingState | None = None,  # the app's serving state (default: a new one on `settings`)
+    settings: Settings | None = None,  # used when no state is given (default: `load_settings()`)
+) -> gr.Blocks:
     "The Gradio Blocks of the web UI on `state` (not launched; `mount_ui` mounts it)."
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False"); os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gradio as gr
+    state = state or ServingState(settings)
     coins = list(state.coins)
     with gr.Blocks(title="cryptopred", analytics_enabled=False) as demo:
         banner = gr.HTML(elem_id="cp-banner")

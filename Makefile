@@ -80,3 +80,8 @@ bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/
 .PHONY: forecast-report
 forecast-report: $(STAMP) ## tune + evaluate the Prophet forecaster on ../shared/data/real -> reports/forecast_evaluation.md
 	$(CLI) forecast report --tune --out reports/forecast_evaluation.md
+
+.PHONY: serve
+
+serve: $(STAMP) ## the web UI and the JSON API on http://127.0.0.1:7860 (ARGS="--port 8000"; CRYPTOPRED_HOST to bind elsewhere)
+	$(CLI) serve $(ARGS)

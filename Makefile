@@ -80,3 +80,8 @@ bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/
 .PHONY: forecast-report
 forecast-report: $(STAMP) ## tune + evaluate the Prophet forecaster on ../shared/data/real -> reports/forecast_evaluation.md
 	$(CLI) forecast report --tune --out reports/forecast_evaluation.md
+
+.PHONY: train
+
+train: $(STAMP) ## train, evaluate and register forecaster and classifier for all coins (ARGS="--kind classifier --budget 4")
+	$(CLI) train $(ARGS)

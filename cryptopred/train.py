@@ -29,18 +29,18 @@ from .config import CryptopredError, Settings, load_settings
 from .evaluate import direction_metrics
 from .features import build_panel, feature_columns
 from .pipeline import run_step, save_figure, to_jsonable
-from .registry import LoadedModel, ModelRegistry, PromotionDecision, RegistryError, frame_sha256
+from .registry import LoadedModel, ModelRegistry, PromotionDecision, RegistryError, frame_sha256, open_registry
 from .store import Store, read_source
 
 # %% auto #0
 __all__ = ['KINDS', 'BTC', 'CI_METRICS', 'CV_DAYS', 'MIN_TUNE_ORIGINS', 'MAIN_HORIZON', 'BACKENDS', 'TrainingError',
            'run_settings', 'coin_list', 'load_market', 'market_hash', 'recipe_of', 'fit_recipe', 'holdout_log_loss',
            'holdout_importance', 'ChampionScore', 'score_champion', 'ClassifierFit', 'classifier_inputs',
-           'fit_classifier', 'Promotion', 'promote_challenger', 'open_registry', 'holdout_row', 'baselines_row',
-           'flat_params', 'training_rows', 'write_reference_profile', 'record_classifier', 'forecast_horizons',
-           'holdout_start', 'tune_params', 'ForecasterFit', 'main_mae', 'score_forecaster_champion', 'fit_forecaster',
-           'per_coin_row', 'record_forecaster', 'TrainingFailed', 'parallel_backend', 'TrainingReport',
-           'plot_importance', 'train_all', 'train_cli']
+           'fit_classifier', 'Promotion', 'promote_challenger', 'holdout_row', 'baselines_row', 'flat_params',
+           'training_rows', 'write_reference_profile', 'record_classifier', 'forecast_horizons', 'holdout_start',
+           'tune_params', 'ForecasterFit', 'main_mae', 'score_forecaster_champion', 'fit_forecaster', 'per_coin_row',
+           'record_forecaster', 'TrainingFailed', 'parallel_backend', 'TrainingReport', 'plot_importance', 'train_all',
+           'train_cli']
 
 # %% ../nbs/09_train.ipynb #0a975c3b
 KINDS = ("forecaster", "classifier")
@@ -280,11 +280,6 @@ def promote_challenger(
                                               "holdout), refitted on newer data", **kw)
     else: rule, d = "compared", registry.promote(*key, champion_score=champion.score, **kw)
     return Promotion(promoted=d.promoted, rule=rule, explanation=d.explanation, **base)
-
-# %% ../nbs/09_train.ipynb #82aaa39e
-def open_registry(settings: Settings | None = None) -> ModelRegistry:
-    "The model registry of `settings`, trusting the types the direction classifiers are made of."
-    return ModelRegistry(settings=settings or load_settings(), trusted_types=TRUSTED_TYPES)
 
 # %% ../nbs/09_train.ipynb #a9523df7
 CI_METRICS = ("accuracy", "roc_auc", "log_loss", "brier", "brier_skill", "ece", "precision", "recall", "f1", "accuracy_gain")

@@ -47,9 +47,9 @@ nbtest: $(STAMP) ## run the tests inside the library notebooks
 pytest: $(STAMP) ## run tests/ (integration, fault injection, API, browser, run-books)
 	$(BIN)/python -m pytest tests $(ARGS)
 
-export: $(STAMP) ## notebooks -> cryptopred/ package, then strip notebook noise
-	$(BIN)/nbdev-export
+export: $(STAMP) ## strip notebook noise, then notebooks -> cryptopred/ package (the order CI checks)
 	$(BIN)/nbdev-clean
+	$(BIN)/nbdev-export
 
 lint: $(STAMP) ## ruff over notebooks, package and tests
 	$(BIN)/ruff check nbs cryptopred tests

@@ -814,7 +814,7 @@ def _registry_parser() -> argparse.ArgumentParser:
     for p in (pr, sub.choices["rollback"]): p.add_argument("--reason")
     return ap
 
-# %% ../nbs/08_registry.ipynb #f34a50b7
+# %% ../nbs/08_registry.ipynb #9ece1d8f
 def open_registry(settings: Settings | None = None, **kw) -> ModelRegistry:
     "The project's model registry: `ModelRegistry` trusting the types of `cryptopred.classify`'s models."
     from cryptopred.classify import TRUSTED_TYPES  # scikit-learn is imported only when a registry is opened

@@ -36,16 +36,17 @@ except ImportError: fcntl = None  # Windows: one writer process per file
 
 # %% auto #0
 __all__ = ['PROFILE_KINDS', 'DRIFT_LEVELS', 'PREDICTION_FIELDS', 'BASELINES', 'REQUESTS_METRIC', 'DURATION_METRIC', 'SEVERITIES',
-           'MonitorError', 'example_features', 'autocorrelation_time', 'profile_frame', 'profile_to_bytes',
-           'profile_from_bytes', 'merge_profiles', 'profile_columns', 'profile_metadata', 'ProfileInfo', 'profile_path',
-           'write_profile', 'read_profile', 'list_profiles', 'window_profile', 'ks_pvalue', 'drift_level',
-           'DriftReport', 'data_drift', 'drift_figure', 'prediction_line', 'PredictionLog', 'read_predictions',
-           'resolve_predictions', 'performance_summary', 'calibration_table', 'rolling_performance', 'ConceptDrift',
-           'concept_drift', 'performance_figure', 'histogram_quantile', 'route_counters', 'ServingHealth',
-           'serving_health', 'prometheus_rules', 'Alert', 'slack_payload', 'post_webhook', 'raise_alert', 'read_alerts',
-           'RetrainDecision', 'retrain_decision', 'clock_columns', 'monitored_features', 'window_start',
-           'profile_new_rows', 'Reference', 'champion_reference', 'coin_drift', 'drift_row', 'realized_performance',
-           'realized_row', 'scrape_metrics', 'check_serving', 'latency_row', 'CoinCheck', 'check_coin']
+           'MONITOR_ALERT_KINDS', 'MonitorError', 'example_features', 'autocorrelation_time', 'profile_frame',
+           'profile_to_bytes', 'profile_from_bytes', 'merge_profiles', 'profile_columns', 'profile_metadata',
+           'ProfileInfo', 'profile_path', 'write_profile', 'read_profile', 'list_profiles', 'window_profile',
+           'ks_pvalue', 'drift_level', 'DriftReport', 'data_drift', 'drift_figure', 'prediction_line', 'PredictionLog',
+           'read_predictions', 'resolve_predictions', 'performance_summary', 'calibration_table', 'rolling_performance',
+           'ConceptDrift', 'concept_drift', 'performance_figure', 'histogram_quantile', 'route_counters',
+           'ServingHealth', 'serving_health', 'prometheus_rules', 'Alert', 'slack_payload', 'post_webhook',
+           'raise_alert', 'read_alerts', 'RetrainDecision', 'retrain_decision', 'clock_columns', 'monitored_source',
+           'monitored_features', 'window_start', 'profile_new_rows', 'Reference', 'champion_reference', 'coin_drift',
+           'drift_row', 'realized_performance', 'realized_row', 'scrape_metrics', 'check_serving', 'latency_row',
+           'CoinCheck', 'check_coin', 'raise_monitor_alerts', 'thresholds_row', 'retrain_row', 'monitor_metrics']
 
 # %% ../nbs/10_monitor.ipynb #7c1b4145
 class MonitorError(CryptopredError, ValueError):
@@ -1112,31 +1113,31 @@ def retrain_decision(
     evidence["max_model_age_days"] = settings.max_model_age_days
     return RetrainDecision(bool(reasons), reasons, evidence)
 
-# %% ../nbs/10_monitor.ipynb #ad7d1db5
+# %% ../nbs/10_monitor.ipynb #94072db0
 def clock_columns() -> tuple[str, ...]:
     "The calendar feature names (day of week, month, hour of day): profiled, never tested for drift."
     from cryptopred.features import calendar_features
     return tuple(calendar_features(pd.DatetimeIndex([pd.Timestamp(0, tz="UTC")]), "hourly"))
 
-# %% ../nbs/10_monitor.ipynb #ee1be2de
-def _store_label(settings: Settings, granularity: str, source: str | None) -> str:
-    "The store label to read: `source` as a source spec or label (None/auto: what downstream steps read)."
+# %% ../nbs/10_monitor.ipynb #26ab82bf
+def monitored_source(settings: Settings, granularity: str = "daily", source: str | None = None) -> str:
+    "The store label monitoring reads: `source` as a source spec or a label (None or auto: what downstream steps read)."
     from cryptopred.sources import source_label
     from cryptopred.store import read_source
     if source in (None, "auto"): return read_source(settings, granularity)
     return source_label(source, settings) if source in ("coingecko", "simulated") or source.startswith("csv:") else source
 
-# %% ../nbs/10_monitor.ipynb #470f6430
+# %% ../nbs/10_monitor.ipynb #add3fdc2
 def monitored_features(
     settings: Settings,  # home, feature settings
-    coins: Iterable[str],  # CoinGecko ids
+    coins: Iterable[str] | str | None = None,  # CoinGecko ids (a list or "a,b"; default: the configured coins)
     granularity: str = "daily",  # daily | hourly
     source: str | None = None,  # source spec or store label (default: what downstream steps read)
 ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     "The usable feature rows of each coin from the store, and the reason for every coin that has none."
     from cryptopred.features import BTC_COIN, build_features, feature_columns
-    from cryptopred.store import Store
-    store, label, coins = Store(settings), _store_label(settings, granularity, source), list(coins)
+    from cryptopred.store import Store, _coin_list
+    store, label, coins = Store(settings), monitored_source(settings, granularity, source), _coin_list(coins, settings)
     try: btc = store.read(BTC_COIN, granularity, label)
     except CryptopredError: btc = None
     out, errors = {}, {}
@@ -1149,13 +1150,13 @@ def monitored_features(
         if out[c].empty: errors[c] = f"{c}/{granularity}: no usable feature rows yet ({len(f)} stored steps)"
     return out, errors
 
-# %% ../nbs/10_monitor.ipynb #3be6411f
+# %% ../nbs/10_monitor.ipynb #1ceccc23
 def window_start(end, window_days: int, granularity: str = "daily") -> pd.Timestamp:
     "The first step of the `window_days` long window that ends with the step `end`."
     from cryptopred.sources import granularity_step
     return _utc(end, "end") - pd.Timedelta(days=window_days) + granularity_step(granularity)
 
-# %% ../nbs/10_monitor.ipynb #0a1b7c88
+# %% ../nbs/10_monitor.ipynb #a44c4ee0
 def profile_new_rows(
     settings: Settings,  # home; `drift_window_days`
     coin: str,  # CoinGecko id
@@ -1176,7 +1177,7 @@ def profile_new_rows(
     return [ProfileInfo(write_profile(profile_frame(p), settings, "batch", coin, granularity, p.index[0], p.index[-1]),
                         "batch", coin, granularity, _utc(p.index[0]), _utc(p.index[-1])) for p in parts]
 
-# %% ../nbs/10_monitor.ipynb #d66f0157
+# %% ../nbs/10_monitor.ipynb #d87cf01d
 @dataclass
 class Reference:
     "The profile a coin's recent data are compared with: the champion's training features."
@@ -1187,7 +1188,7 @@ class Reference:
     created_at: str | None  # the champion's registration time (its age can trigger retraining)
     note: str = ""  # where the profile came from, or why there is none
 
-# %% ../nbs/10_monitor.ipynb #16157d31
+# %% ../nbs/10_monitor.ipynb #b3d99a31
 def champion_reference(
     settings: Settings,  # home (registry and profiles)
     coin: str,  # CoinGecko id
@@ -1214,7 +1215,7 @@ def champion_reference(
     write_profile(view, settings, "reference", coin, granularity, t0, t1)
     return Reference(view, version, t0, t1, created, f"rebuilt from {len(rows)} stored rows of the training window")
 
-# %% ../nbs/10_monitor.ipynb #9553f605
+# %% ../nbs/10_monitor.ipynb #c583eb6a
 def coin_drift(
     settings: Settings,  # home; thresholds; `drift_window_days`
     coin: str,  # CoinGecko id
@@ -1237,7 +1238,7 @@ def coin_drift(
     meta = {"coin": coin, "window": f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}", "reference": reference.version}
     return data_drift(reference.view, current, settings, features=watched, meta=meta)
 
-# %% ../nbs/10_monitor.ipynb #4a6e2168
+# %% ../nbs/10_monitor.ipynb #0ca9484c
 def drift_row(
     report: DriftReport | None,  # from `coin_drift` (None: no drift could be measured)
     reference: Reference | None = None,  # what it was compared with
@@ -1259,7 +1260,7 @@ def drift_row(
             "rows": int(t["n_current"].max()) if len(t) else 0, "window": report.meta.get("window"), **ref,
             "note": note or (", ".join(report.reference_only) and f"missing from the recent data: {', '.join(report.reference_only)}")}
 
-# %% ../nbs/10_monitor.ipynb #4b5988d8
+# %% ../nbs/10_monitor.ipynb #291c6963
 def realized_performance(
     settings: Settings,  # home; `perf_window`, `dead_zone`
     coin: str,  # CoinGecko id
@@ -1272,19 +1273,19 @@ def realized_performance(
     from cryptopred.store import Store
     preds = read_predictions(settings) if predictions is None else predictions
     preds = preds[(preds["coin"] == coin) & (preds["granularity"] == granularity)]
-    try: prices = Store(settings).read(coin, granularity, _store_label(settings, granularity, source))
+    try: prices = Store(settings).read(coin, granularity, monitored_source(settings, granularity, source))
     except CryptopredError: prices = None
     resolved = resolve_predictions(preds, {coin: prices} if prices is not None else {}, dead_zone=settings.dead_zone)
     return concept_drift(resolved, settings, version=version), resolved
 
-# %% ../nbs/10_monitor.ipynb #fe7749eb
+# %% ../nbs/10_monitor.ipynb #40de3f19
 def realized_row(perf: ConceptDrift) -> dict:
     "Realized performance as flat values for metrics.json: the version, its scores and the baseline's on the same days."
     return {"version": perf.version, "n": perf.n, "accuracy": perf.accuracy, "baseline": perf.baseline_accuracy,
             "brier": perf.brier, "brier_skill": perf.brier_skill, "pending": perf.counts.get("pending", 0),
             "judged": perf.enough_data, "below_baseline": perf.drift}
 
-# %% ../nbs/10_monitor.ipynb #b4b6d255
+# %% ../nbs/10_monitor.ipynb #902b831d
 def scrape_metrics(
     url: str,  # the app's base URL, e.g. http://127.0.0.1:7860
     timeout: float = 5.0,  # seconds
@@ -1298,7 +1299,7 @@ def scrape_metrics(
     if r.status_code != 200: raise MonitorError(f"app at {target} answered HTTP {r.status_code}")
     return r.text
 
-# %% ../nbs/10_monitor.ipynb #8830f7c2
+# %% ../nbs/10_monitor.ipynb #ac6516ea
 def check_serving(
     settings: Settings,  # `app_url`, thresholds; the last scrape is kept under the monitoring folder
     url: str | None = None,  # the app's base URL (default `app_url`)
@@ -1317,7 +1318,7 @@ def check_serving(
     tmp = last.with_name(f".{last.name}.{os.getpid()}.tmp"); tmp.write_text(text); os.replace(tmp, last)
     return health, f"{url}: window since the previous scrape" if previous else f"{url}: totals since the app started"
 
-# %% ../nbs/10_monitor.ipynb #ac0c4ef4
+# %% ../nbs/10_monitor.ipynb #92b0d8c5
 def latency_row(health: ServingHealth | None, note: str = "") -> dict:
     "Serving health as flat values for metrics.json (all routes together)."
     a = health.table.loc["ALL"] if health is not None and "ALL" in health.table.index else None
@@ -1330,7 +1331,7 @@ def latency_row(health: ServingHealth | None, note: str = "") -> dict:
             "error_rate": float(a["error_rate"]), "p50_ms": float(a["p50_ms"]), "p99_ms": float(a["p99_ms"]),
             "breaches": len(health.breaches), "note": "; ".join(health.breaches) or note}
 
-# %% ../nbs/10_monitor.ipynb #f8adc9f9
+# %% ../nbs/10_monitor.ipynb #34975364
 @dataclass
 class CoinCheck:
     "What the monitor run found for one coin."
@@ -1347,7 +1348,7 @@ class CoinCheck:
         return {"drift": drift_row(self.drift, self.reference, self.drift_note),
                 "realized": realized_row(self.performance) if self.performance else {"version": None, "n": 0}}
 
-# %% ../nbs/10_monitor.ipynb #ff6a8fcc
+# %% ../nbs/10_monitor.ipynb #5b943866
 def check_coin(
     settings: Settings,  # everything
     coin: str,  # CoinGecko id
@@ -1357,12 +1358,79 @@ def check_coin(
     source: str | None = None,  # store label or spec of the outcomes (default: what downstream steps read)
     predictions: pd.DataFrame | None = None,  # the prediction log (default: read it)
     now=None,  # time of the decision (default: now)
+    problem: str = "",  # why the coin has no feature rows (from `monitored_features`): no drift is measured
 ) -> CoinCheck:
     "Reference, recent drift, realized performance and the retraining decision of one coin."
     ref = champion_reference(settings, coin, granularity, features)
-    drift, note = None, ""
-    try: drift = coin_drift(settings, coin, granularity, ref, window_days)
-    except MonitorError as e: note = str(e)
+    drift, note = None, problem
+    if not problem:
+        try: drift = coin_drift(settings, coin, granularity, ref, window_days)
+        except MonitorError as e: note = str(e)
     perf, resolved = realized_performance(settings, coin, granularity, ref.version, source, predictions)
     decision = retrain_decision(drift, perf, ref.created_at, settings, now)
     return CoinCheck(coin, ref, drift, note, perf, resolved, decision)
+
+# %% ../nbs/10_monitor.ipynb #d0b85f4a
+MONITOR_ALERT_KINDS = ("data_drift", "concept_drift", "serving_health", "app_unreachable", "retrain_recommended")
+
+# %% ../nbs/10_monitor.ipynb #0ff372b4
+def raise_monitor_alerts(
+    settings: Settings,  # where alerts go, and the webhook
+    checks: Mapping[str, CoinCheck],  # per coin, from `check_coin`
+    health: ServingHealth | None,  # from `check_serving`
+    serving_note: str = "",  # its note
+) -> list[Alert]:
+    "Raise the monitor run's alerts: drift, concept drift, serving health, an unreachable app, retraining advice."
+    out = []
+    for coin, k in checks.items():
+        if k.drift is not None and k.drift.status == "DRIFT":
+            out.append(raise_alert(settings, "warning", "data_drift", coin, f"DRIFT on {', '.join(k.drift.drifted())}",
+                                   drift_row(k.drift, k.reference)))
+        if k.performance is not None and k.performance.drift:
+            out.append(raise_alert(settings, "warning", "concept_drift", coin, "; ".join(k.performance.reasons),
+                                   realized_row(k.performance)))
+        if k.decision is not None and k.decision.retrain:
+            out.append(raise_alert(settings, "info", "retrain_recommended", coin, "; ".join(k.decision.reasons),
+                                   {"reasons": k.decision.reasons, "champion": k.reference.version}))
+    if health is not None and not health.ok:
+        out.append(raise_alert(settings, "warning", "serving_health", None, "; ".join(health.breaches), latency_row(health)))
+    if health is None and not serving_note.startswith("not monitored"):
+        out.append(raise_alert(settings, "warning", "app_unreachable", None, serving_note, {"note": serving_note}))
+    return out
+
+# %% ../nbs/10_monitor.ipynb #1113e038
+def thresholds_row(settings: Settings) -> dict:
+    "The monitoring thresholds in force, as flat values (a list setting is written with commas)."
+    names = ("drift_pvalue", "possible_drift_pvalue", "drift_effective_n", "drift_window_days", "drift_features",
+             "perf_window", "max_model_age_days", "latency_p99_ms", "error_rate", "health_min_requests")
+    v = {n: getattr(settings, n) for n in names}
+    return {**v, "drift_features": ", ".join(v["drift_features"]) or "all"}
+
+# %% ../nbs/10_monitor.ipynb #5241f527
+def retrain_row(checks: Mapping[str, CoinCheck]) -> dict:
+    "The retraining decision over all coins, as flat values: triggered, which coins and why."
+    why = {c: k.decision.reasons for c, k in checks.items() if k.decision is not None and k.decision.retrain}
+    return {"triggered": bool(why), "coins": ", ".join(why), "reason": "; ".join(f"{c}: {', '.join(r)}" for c, r in why.items())}
+
+# %% ../nbs/10_monitor.ipynb #23d66f87
+def monitor_metrics(
+    settings: Settings,  # thresholds in force
+    checks: Mapping[str, CoinCheck],  # per coin
+    health: ServingHealth | None,  # serving health (None: not measured)
+    serving_note: str,  # why not, or what window
+    alerts: Iterable[Alert],  # what the run raised
+    **extra,  # anything else to record (source, granularity, ...)
+) -> dict:
+    "Everything the monitor run records in metrics.json (the report's keys and the details)."
+    alerts = list(alerts)
+    return to_jsonable({
+        **extra,
+        "drift": {c: k.metrics()["drift"] for c, k in checks.items()},
+        "realized": {c: k.metrics()["realized"] for c, k in checks.items()},
+        "latency": latency_row(health, serving_note),
+        "alerts": {kind: sum(a.kind == kind for a in alerts) for kind in MONITOR_ALERT_KINDS},
+        "thresholds": thresholds_row(settings),
+        "retrain": retrain_row(checks),
+        "retrain_detail": {c: k.decision.to_dict() for c, k in checks.items() if k.decision is not None},
+        "drift_detail": {c: k.drift.to_dict() for c, k in checks.items() if k.drift is not None},
+        "alert_ids": [a.id for a in alerts]})

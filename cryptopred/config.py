@@ -144,6 +144,7 @@ class MonitorSettings(_Group):
     drift_window_days: int = Field(30, ge=1, description="Days of recent data the drift check compares with the reference")
     app_url: str | None = Field(None, description="Base URL of the running app whose /metrics the monitor run scrapes")
     run_timeout: float = Field(3600.0, gt=0, description="Seconds before a scheduled run is stopped and recorded as failed")
+    retrain_cooldown_hours: float = Field(24.0, ge=0, description="Hours after a coin's retrain before drift may trigger another")
 
     @field_validator("possible_drift_pvalue")
     @classmethod

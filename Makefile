@@ -76,3 +76,14 @@ report: $(STAMP) ## build reports/technical_report.{md,html,pdf} from the latest
 
 bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/benchmarks.md
 	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)
+
+.PHONY: profile monitor schedule demo-drift
+
+profile: $(STAMP) ## whylogs batch profiles of new rows and drift vs the champion's reference (ARGS="-p window 30")
+	$(CLI) run profile $(ARGS)
+
+monitor: $(STAMP) ## drift, realized performance, app latency -> alerts and a retraining decision (ARGS="-p app_url http://127.0.0.1:7860")
+	$(CLI) run monitor $(ARGS)
+
+schedule: $(STAMP) ## run the scheduler until stopped (ARGS="--list", "--once ingest_daily", "--crontab")
+	$(CLI) schedule $(ARGS)

@@ -64,7 +64,8 @@ def test_schedule_command_line(tmp_path, monkeypatch, capsys):
     assert schedule_cli(["--crontab"]) == 0
     tab = capsys.readouterr().out.splitlines()
     assert tab[1:3] == ["CRON_TZ=UTC", f"CRYPTOPRED_HOME={tmp_path / 'home'}"]
-    assert tab[5].startswith("15 3 * * 6  cd ") and tab[5].split(" >> ")[0].endswith(".venv/bin/cryptopred schedule --once retrain")
+    assert tab[5].startswith("15 3 * * 6  cd ")
+    assert tab[5].split(" >> ")[0].endswith(".venv/bin/cryptopred schedule --once retrain")
     from cryptopred.cli import main
     assert main(["schedule", "--once", "backup"]) == 1
     assert "error: no job named 'backup' (jobs: ingest_hourly, ingest_daily, retrain)" in capsys.readouterr().err

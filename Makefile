@@ -77,6 +77,10 @@ report: $(STAMP) ## build reports/technical_report.{md,html,pdf} from the latest
 bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/benchmarks.md
 	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)
 
+.PHONY: forecast-report
+forecast-report: $(STAMP) ## tune + evaluate the Prophet forecaster on ../shared/data/real -> reports/forecast_evaluation.md
+	$(CLI) forecast report --tune --out reports/forecast_evaluation.md
+
 .PHONY: profile monitor schedule demo-drift
 
 profile: $(STAMP) ## whylogs batch profiles of new rows and drift vs the champion's reference (ARGS="-p window 30")

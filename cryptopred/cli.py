@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("cryptopred.store:replay_cli", "stream stored history into the live store, point by point"),
     "store": ("cryptopred.store:store_cli", "what the store holds: store info | store quarantine COIN"),
     "registry": ("cryptopred.registry:registry_cli", "list, show, promote or roll back model versions"),
+    "forecast": ("cryptopred.forecast:forecast_cli", "evaluate the Prophet forecaster on real data (report)"),
     "schedule": ("cryptopred.schedule:schedule_cli", "run the jobs on their cron schedules (--list, --once JOB, --crontab)"),
 }
 

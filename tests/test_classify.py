@@ -1,0 +1,113 @@
+"""The classifier protocol end to end: it never fits on rows at or after what it predicts, it is reproducible, it
+raises the leakage alarm on a leaky feature and stays honest on real data with clean features."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from evaluate_helpers import leaky_features, real_coin_data
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import FunctionTransformer
+
+import cryptopred.classify as C
+from cryptopred.classify import demo_direction_data, evaluate_classifier, fit_final_model
+from cryptopred.config import load_settings
+
+FITS: list[tuple[int, int]] = []  # (first, last) row number seen by every fit of the spy
+
+
+class SpyLogistic(LogisticRegression):
+    "A real logistic regression that records which rows (by the `row` feature) each fit saw."
+    def fit(self, X, y, sample_weight=None):
+        rows = np.asarray(X)[:, 0]
+        FITS.append((int(rows.min()), int(rows.max())))
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    "Register the spy family; scaling becomes the identity so the spy sees raw row numbers."
+    FITS.clear()
+    monkeypatch.setitem(C.FAMILIES, "spy", lambda seed: SpyLogistic(C=1.0, max_iter=500))
+    monkeypatch.setitem(C.SEARCH_SPACES, "spy", {"C": [0.1, 1.0]})
+    monkeypatch.setattr(C, "StandardScaler", lambda: FunctionTransformer())
+    return FITS
+
+
+def _with_row(X: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([pd.Series(np.arange(len(X), dtype=float), index=X.index, name="row"), X], axis=1)
+
+
+def _small(**kw):
+    return load_settings(environ={}, env_file=None, **{"search_budget": 2, "cv_folds": 3, "seed": 0, **kw})
+
+
+@pytest.mark.parametrize("calibration", ["none", "isotonic"])
+def test_no_fit_ever_sees_the_holdout(spy, calibration):
+    X, y, r = demo_direction_data(600, seed=1)
+    ev = evaluate_classifier(_with_row(X), y, r, settings=_small(), families=["spy"], calibrations=(calibration,),
+                             horizon=3, n_boot=50)
+    first_holdout = X.index.get_loc(pd.Timestamp(ev.holdout_period[0]))
+    k = 1 if calibration == "none" else 3  # a calibrated model fits one model per calibration fold
+    assert len(spy) == 2 * 3 + 3 * k + k  # tuning (2 candidates x 3 folds), calibration check, refit: all seen
+    assert max(last for _, last in spy) < first_holdout - 3  # embargo of the horizon (3 rows) before the holdout
+
+
+def test_walk_forward_refits_only_learn_from_the_past(spy):
+    X, y, r = demo_direction_data(600, seed=2)
+    ev = evaluate_classifier(_with_row(X), y, r, settings=_small(), families=["spy"], calibrations=("none",),
+                             refit_every=30, horizon=2, n_boot=50)
+    refits = spy[-len(ev.folds):]  # the last fits are the holdout blocks, in order
+    for (first, last), (_, block) in zip(refits, ev.folds.iterrows(), strict=True):
+        start = X.index.get_loc(block["test_start"])
+        assert last == start - 3  # trains right up to the embargo (2 rows) and never beyond
+        assert first == 2  # expanding, from the first usable row (rows 0-1 lack the 2-step past return)
+    ev2 = evaluate_classifier(_with_row(X), y, r, settings=_small(), families=["spy"], calibrations=("none",),
+                              refit_every=30, horizon=2, expanding=False, n_boot=50)
+    sizes = {last - first + 1 for first, last in spy[-len(ev2.folds):]}
+    assert sizes == {ev2.rows["train"]}  # sliding window of the training part's length
+
+
+def test_same_seed_same_models_and_metrics(monkeypatch):
+    # smaller forests and boosting rounds than the real search spaces: this checks the seed path, not the spaces
+    monkeypatch.setitem(C.SEARCH_SPACES, "random_forest", {"n_estimators": [10, 20], "max_features": [0.5, 1.0]})
+    monkeypatch.setitem(C.SEARCH_SPACES, "hist_gb", {"max_iter": [10, 20], "learning_rate": [0.05, 0.1]})
+    X, y, r = demo_direction_data(400, seed=3)
+    kw = dict(settings=_small(), families=["random_forest", "hist_gb"], calibrations=("none", "sigmoid"), n_boot=100)
+    a, b = evaluate_classifier(X, y, r, **kw), evaluate_classifier(X, y, r, **kw)
+    sa, sb = a.summary(), b.summary()
+    sa.pop("runtime_s"); sb.pop("runtime_s")
+    assert sa == sb
+    pd.testing.assert_series_equal(a.prob, b.prob)
+    c = evaluate_classifier(X, y, r, **{**kw, "settings": _small(seed=1)})
+    assert not np.allclose(c.prob.to_numpy(), a.prob.to_numpy())  # the seed does reach the models
+
+
+def test_hourly_backtest_is_annualized_per_hour():
+    X, y, r = demo_direction_data(400, seed=4)
+    ev = evaluate_classifier(X, y, r, settings=_small(granularity="hourly", fee_bps=25.0), families=["logistic"],
+                             calibrations=("none",), n_boot=50)
+    assert ev.backtest.periods_per_year == 8760 and ev.backtest.fee_bps == 25.0
+
+
+@pytest.mark.realdata
+def test_real_bitcoin_is_honest_and_the_leak_is_caught(real_data_dir):
+    X, y, fwd = real_coin_data(real_data_dir, "bitcoin", start="2019-01-01")
+    kw = dict(settings=_small(), families=["logistic"], calibrations=("none",), holdout_start="2023-01-01", n_boot=200)
+    clean = evaluate_classifier(X, y, fwd, **kw).summary()
+    assert clean["holdout_start"].startswith("2023-01-01") and clean["train_end"] < "2022-12-31"
+    assert clean["missing_features"] == int(X.isna().any(axis=1).sum()) and clean["missing_target"] == 1
+    assert 0.4 < clean["accuracy"] < 0.6 and 0.4 < clean["roc_auc"] < 0.6  # daily direction is close to a coin flip
+    assert clean["always_up_accuracy"] == pytest.approx(y[y.index >= "2023-01-01"].dropna().mean())
+    leaky = evaluate_classifier(leaky_features(X, fwd), y, fwd, **kw).summary()
+    assert leaky["accuracy"] > 0.95 and leaky["p_value"] < 0.01  # the alarm: near-perfect means the future leaked
+    assert leaky["backtest_total_return"] > 100 * (1 + clean["backtest_buy_hold_return"])
+
+
+@pytest.mark.realdata
+def test_final_model_serves_the_newest_row(real_data_dir):
+    X, y, _ = real_coin_data(real_data_dir, "ethereum", start="2022-01-01")
+    m = fit_final_model(X, y, settings=_small(), family="hist_gb", calibration="sigmoid", coin="ethereum")
+    p = m.predict_proba(X.tail(1))  # the newest row has features but no target yet
+    assert p.shape == (1,) and 0.2 < p[0] < 0.8
+    assert m.metadata["train_end"] == str(X.index[-2]) and m.metadata["coin"] == "ethereum"

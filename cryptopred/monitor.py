@@ -1113,13 +1113,13 @@ def retrain_decision(
     evidence["max_model_age_days"] = settings.max_model_age_days
     return RetrainDecision(bool(reasons), reasons, evidence)
 
-# %% ../nbs/10_monitor.ipynb #94072db0
+# %% ../nbs/10_monitor.ipynb #8cf25b39
 def clock_columns() -> tuple[str, ...]:
     "The calendar feature names (day of week, month, hour of day): profiled, never tested for drift."
     from cryptopred.features import calendar_features
     return tuple(calendar_features(pd.DatetimeIndex([pd.Timestamp(0, tz="UTC")]), "hourly"))
 
-# %% ../nbs/10_monitor.ipynb #26ab82bf
+# %% ../nbs/10_monitor.ipynb #077542b0
 def monitored_source(settings: Settings, granularity: str = "daily", source: str | None = None) -> str:
     "The store label monitoring reads: `source` as a source spec or a label (None or auto: what downstream steps read)."
     from cryptopred.sources import source_label
@@ -1127,7 +1127,7 @@ def monitored_source(settings: Settings, granularity: str = "daily", source: str
     if source in (None, "auto"): return read_source(settings, granularity)
     return source_label(source, settings) if source in ("coingecko", "simulated") or source.startswith("csv:") else source
 
-# %% ../nbs/10_monitor.ipynb #add3fdc2
+# %% ../nbs/10_monitor.ipynb #65c231ee
 def monitored_features(
     settings: Settings,  # home, feature settings
     coins: Iterable[str] | str | None = None,  # CoinGecko ids (a list or "a,b"; default: the configured coins)
@@ -1150,13 +1150,13 @@ def monitored_features(
         if out[c].empty: errors[c] = f"{c}/{granularity}: no usable feature rows yet ({len(f)} stored steps)"
     return out, errors
 
-# %% ../nbs/10_monitor.ipynb #1ceccc23
+# %% ../nbs/10_monitor.ipynb #58081050
 def window_start(end, window_days: int, granularity: str = "daily") -> pd.Timestamp:
     "The first step of the `window_days` long window that ends with the step `end`."
     from cryptopred.sources import granularity_step
     return _utc(end, "end") - pd.Timedelta(days=window_days) + granularity_step(granularity)
 
-# %% ../nbs/10_monitor.ipynb #a44c4ee0
+# %% ../nbs/10_monitor.ipynb #07b800b9
 def profile_new_rows(
     settings: Settings,  # home; `drift_window_days`
     coin: str,  # CoinGecko id
@@ -1177,7 +1177,7 @@ def profile_new_rows(
     return [ProfileInfo(write_profile(profile_frame(p), settings, "batch", coin, granularity, p.index[0], p.index[-1]),
                         "batch", coin, granularity, _utc(p.index[0]), _utc(p.index[-1])) for p in parts]
 
-# %% ../nbs/10_monitor.ipynb #d87cf01d
+# %% ../nbs/10_monitor.ipynb #ab946882
 @dataclass
 class Reference:
     "The profile a coin's recent data are compared with: the champion's training features."
@@ -1188,7 +1188,7 @@ class Reference:
     created_at: str | None  # the champion's registration time (its age can trigger retraining)
     note: str = ""  # where the profile came from, or why there is none
 
-# %% ../nbs/10_monitor.ipynb #b3d99a31
+# %% ../nbs/10_monitor.ipynb #e4046af1
 def champion_reference(
     settings: Settings,  # home (registry and profiles)
     coin: str,  # CoinGecko id
@@ -1205,17 +1205,19 @@ def champion_reference(
     except RegistryError as e: return Reference(None, None, None, None, None, f"registry: {e}")
     if not version: return Reference(None, None, None, None, None, f"no champion {kind} for {coin}/{granularity} yet")
     t0, t1, created = _utc(meta["train_start"]), _utc(meta["train_end"]), meta.get("created_at")
-    path = profile_path(settings, "reference", coin, granularity, t0, t1)
-    if path.is_file(): return Reference(read_profile(path), version, t0, t1, created, "the training run's reference profile")
+    found = [i for i in list_profiles(settings, "reference", coin, granularity) if t0 <= i.window_start and i.window_end <= t1]
+    if found:
+        i = max(found, key=lambda i: (i.window_end, i.window_start))
+        return Reference(read_profile(i.path), version, i.window_start, i.window_end, created, "the training run's reference profile")
     rows = features.loc[t0:t1] if features is not None else pd.DataFrame()
     if rows.empty:
-        return Reference(None, version, t0, t1, created, f"no reference profile at {path} and no stored rows of the "
-                                                         "training window to rebuild it from")
+        return Reference(None, version, t0, t1, created, "no reference profile within the training window and no stored "
+                                                         "rows of it to rebuild one from")
     view = profile_frame(rows)
     write_profile(view, settings, "reference", coin, granularity, t0, t1)
     return Reference(view, version, t0, t1, created, f"rebuilt from {len(rows)} stored rows of the training window")
 
-# %% ../nbs/10_monitor.ipynb #c583eb6a
+# %% ../nbs/10_monitor.ipynb #7d526d5f
 def coin_drift(
     settings: Settings,  # home; thresholds; `drift_window_days`
     coin: str,  # CoinGecko id
@@ -1238,7 +1240,7 @@ def coin_drift(
     meta = {"coin": coin, "window": f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}", "reference": reference.version}
     return data_drift(reference.view, current, settings, features=watched, meta=meta)
 
-# %% ../nbs/10_monitor.ipynb #0ca9484c
+# %% ../nbs/10_monitor.ipynb #8454fccf
 def drift_row(
     report: DriftReport | None,  # from `coin_drift` (None: no drift could be measured)
     reference: Reference | None = None,  # what it was compared with
@@ -1260,7 +1262,7 @@ def drift_row(
             "rows": int(t["n_current"].max()) if len(t) else 0, "window": report.meta.get("window"), **ref,
             "note": note or (", ".join(report.reference_only) and f"missing from the recent data: {', '.join(report.reference_only)}")}
 
-# %% ../nbs/10_monitor.ipynb #291c6963
+# %% ../nbs/10_monitor.ipynb #bc432558
 def realized_performance(
     settings: Settings,  # home; `perf_window`, `dead_zone`
     coin: str,  # CoinGecko id
@@ -1278,14 +1280,14 @@ def realized_performance(
     resolved = resolve_predictions(preds, {coin: prices} if prices is not None else {}, dead_zone=settings.dead_zone)
     return concept_drift(resolved, settings, version=version), resolved
 
-# %% ../nbs/10_monitor.ipynb #40de3f19
+# %% ../nbs/10_monitor.ipynb #feb90375
 def realized_row(perf: ConceptDrift) -> dict:
     "Realized performance as flat values for metrics.json: the version, its scores and the baseline's on the same days."
     return {"version": perf.version, "n": perf.n, "accuracy": perf.accuracy, "baseline": perf.baseline_accuracy,
             "brier": perf.brier, "brier_skill": perf.brier_skill, "pending": perf.counts.get("pending", 0),
             "judged": perf.enough_data, "below_baseline": perf.drift}
 
-# %% ../nbs/10_monitor.ipynb #902b831d
+# %% ../nbs/10_monitor.ipynb #fc1f81ec
 def scrape_metrics(
     url: str,  # the app's base URL, e.g. http://127.0.0.1:7860
     timeout: float = 5.0,  # seconds
@@ -1299,7 +1301,7 @@ def scrape_metrics(
     if r.status_code != 200: raise MonitorError(f"app at {target} answered HTTP {r.status_code}")
     return r.text
 
-# %% ../nbs/10_monitor.ipynb #ac6516ea
+# %% ../nbs/10_monitor.ipynb #b397a81e
 def check_serving(
     settings: Settings,  # `app_url`, thresholds; the last scrape is kept under the monitoring folder
     url: str | None = None,  # the app's base URL (default `app_url`)
@@ -1318,7 +1320,7 @@ def check_serving(
     tmp = last.with_name(f".{last.name}.{os.getpid()}.tmp"); tmp.write_text(text); os.replace(tmp, last)
     return health, f"{url}: window since the previous scrape" if previous else f"{url}: totals since the app started"
 
-# %% ../nbs/10_monitor.ipynb #92b0d8c5
+# %% ../nbs/10_monitor.ipynb #4e11ba12
 def latency_row(health: ServingHealth | None, note: str = "") -> dict:
     "Serving health as flat values for metrics.json (all routes together)."
     a = health.table.loc["ALL"] if health is not None and "ALL" in health.table.index else None
@@ -1331,7 +1333,7 @@ def latency_row(health: ServingHealth | None, note: str = "") -> dict:
             "error_rate": float(a["error_rate"]), "p50_ms": float(a["p50_ms"]), "p99_ms": float(a["p99_ms"]),
             "breaches": len(health.breaches), "note": "; ".join(health.breaches) or note}
 
-# %% ../nbs/10_monitor.ipynb #34975364
+# %% ../nbs/10_monitor.ipynb #d0c7d3e9
 @dataclass
 class CoinCheck:
     "What the monitor run found for one coin."
@@ -1348,7 +1350,7 @@ class CoinCheck:
         return {"drift": drift_row(self.drift, self.reference, self.drift_note),
                 "realized": realized_row(self.performance) if self.performance else {"version": None, "n": 0}}
 
-# %% ../nbs/10_monitor.ipynb #5b943866
+# %% ../nbs/10_monitor.ipynb #dc8e3444
 def check_coin(
     settings: Settings,  # everything
     coin: str,  # CoinGecko id
@@ -1370,10 +1372,10 @@ def check_coin(
     decision = retrain_decision(drift, perf, ref.created_at, settings, now)
     return CoinCheck(coin, ref, drift, note, perf, resolved, decision)
 
-# %% ../nbs/10_monitor.ipynb #d0b85f4a
+# %% ../nbs/10_monitor.ipynb #037c9de2
 MONITOR_ALERT_KINDS = ("data_drift", "concept_drift", "serving_health", "app_unreachable", "retrain_recommended")
 
-# %% ../nbs/10_monitor.ipynb #0ff372b4
+# %% ../nbs/10_monitor.ipynb #1ead485a
 def raise_monitor_alerts(
     settings: Settings,  # where alerts go, and the webhook
     checks: Mapping[str, CoinCheck],  # per coin, from `check_coin`
@@ -1398,7 +1400,7 @@ def raise_monitor_alerts(
         out.append(raise_alert(settings, "warning", "app_unreachable", None, serving_note, {"note": serving_note}))
     return out
 
-# %% ../nbs/10_monitor.ipynb #1113e038
+# %% ../nbs/10_monitor.ipynb #14ad0f53
 def thresholds_row(settings: Settings) -> dict:
     "The monitoring thresholds in force, as flat values (a list setting is written with commas)."
     names = ("drift_pvalue", "possible_drift_pvalue", "drift_effective_n", "drift_window_days", "drift_features",
@@ -1406,13 +1408,13 @@ def thresholds_row(settings: Settings) -> dict:
     v = {n: getattr(settings, n) for n in names}
     return {**v, "drift_features": ", ".join(v["drift_features"]) or "all"}
 
-# %% ../nbs/10_monitor.ipynb #5241f527
+# %% ../nbs/10_monitor.ipynb #d591ba4f
 def retrain_row(checks: Mapping[str, CoinCheck]) -> dict:
     "The retraining decision over all coins, as flat values: triggered, which coins and why."
     why = {c: k.decision.reasons for c, k in checks.items() if k.decision is not None and k.decision.retrain}
     return {"triggered": bool(why), "coins": ", ".join(why), "reason": "; ".join(f"{c}: {', '.join(r)}" for c, r in why.items())}
 
-# %% ../nbs/10_monitor.ipynb #23d66f87
+# %% ../nbs/10_monitor.ipynb #98cccc74
 def monitor_metrics(
     settings: Settings,  # thresholds in force
     checks: Mapping[str, CoinCheck],  # per coin

@@ -91,3 +91,6 @@ monitor: $(STAMP) ## drift, realized performance, app latency -> alerts and a re
 
 schedule: $(STAMP) ## run the scheduler until stopped (ARGS="--list", "--once ingest_daily", "--crontab")
 	$(CLI) schedule $(ARGS)
+
+demo-drift: $(STAMP) ## the drift loop on simulated data: regime change -> drift -> alert -> retrain -> promotion -> the app serves it
+	$(BIN)/python -c 'from cryptopred.schedule import demo_drift_cli; raise SystemExit(demo_drift_cli())' $(ARGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import threading
 import sys
 from pathlib import Path
 
@@ -91,3 +92,29 @@ def test_the_scheduler_stops_gracefully(tmp_path, sig):
         if proc.poll() is None: proc.kill()
     assert proc.returncode == 0, rest
     assert f"{sig.name}: stopping after the running steps finish" in rest and rest.rstrip().endswith("scheduler stopped")
+
+
+def test_a_fire_time_that_finds_the_job_still_running_is_skipped_and_recorded(settings):
+    from datetime import datetime, timezone
+
+    from apscheduler.events import EVENT_JOB_MAX_INSTANCES
+    started, release, skipped = threading.Event(), threading.Event(), threading.Event()
+
+    class Blocked(Scheduler):  # a retrain that takes as long as the test says
+        def run_job(self, name):
+            started.set()
+            release.wait(30)
+
+    sched = Blocked(settings)
+    sched.start(block=False)
+    try:
+        sched._aps.add_listener(lambda e: skipped.set(), EVENT_JOB_MAX_INSTANCES)
+        sched._aps.modify_job("retrain", next_run_time=datetime.now(timezone.utc))
+        assert started.wait(30)
+        sched._aps.modify_job("retrain", next_run_time=datetime.now(timezone.utc))  # fires while the first run goes on
+        assert skipped.wait(30)
+    finally:
+        release.set()
+        sched.shutdown()
+    rec = read_schedule_log(settings)[-1]
+    assert (rec["job"], rec["skipped"]) == ("retrain", "previous run still running") and len(rec["scheduled_for"]) == 1

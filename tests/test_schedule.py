@@ -1,12 +1,12 @@
 """The scheduler: a CoinGecko outage during a scheduled ingest (fake CoinGecko on 127.0.0.1), the command line, and a
-graceful stop of the long-running process on SIGTERM and SIGINT."""
+graceful stop of the long-running process on SIGTERM and SIGINT, and fire times skipped while a job still runs."""
 from __future__ import annotations
 
 import json
 import signal
 import subprocess
-import threading
 import sys
+import threading
 from pathlib import Path
 
 import pytest

@@ -81,6 +81,11 @@ bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/
 forecast-report: $(STAMP) ## tune + evaluate the Prophet forecaster on ../shared/data/real -> reports/forecast_evaluation.md
 	$(CLI) forecast report --tune --out reports/forecast_evaluation.md
 
+.PHONY: serve
+
+serve: $(STAMP) ## the web UI and the JSON API on http://127.0.0.1:7860 (ARGS="--port 8000"; CRYPTOPRED_HOST to bind elsewhere)
+	$(CLI) serve $(ARGS)
+
 .PHONY: profile monitor schedule demo-drift
 
 profile: $(STAMP) ## whylogs batch profiles of new rows and drift vs the champion's reference (ARGS="-p window 30")

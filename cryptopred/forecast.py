@@ -328,21 +328,40 @@ class ProphetForecaster:
 
 # %% ../nbs/06_forecast.ipynb #a263fe74
 @patch
-def mean_path(self: ProphetForecaster, steps: int) -> pd.DataFrame:
+def _anchor(self: ProphetForecaster, anchor) -> tuple[pd.Timestamp, float]:
+    "The (timestamp, log price) a path starts from: the fitted anchor, or a newer observed (timestamp, price)."
+    if anchor is None: return self._last_ts, self.last_log_price
+    ts, price = pd.Timestamp(anchor[0]), float(anchor[1])
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    if not (np.isfinite(price) and price > 0): raise ForecastError(f"the anchor price must be positive, got {price!r}")
+    if ts < self._last_ts:
+        raise ForecastError(f"the anchor {ts} is older than the data the forecaster was fitted on ({self._last_ts})")
+    return ts, float(np.log(price))
+
+@patch
+def mean_path(self: ProphetForecaster,
+              steps: int,  # how many steps ahead
+              anchor=None,  # (timestamp, price) to start from instead of the fitted anchor
+             ) -> pd.DataFrame:
     "Prophet's forecast of the next `steps` one-step log returns (`timestamp`, `step`, `mu`)."
     self._check_fitted()
     if not isinstance(steps, (int, np.integer)) or steps < 1: raise ForecastError(f"steps must be a positive integer, got {steps!r}")
-    ts = future_index(self._last_ts, steps, self.granularity)
+    ts = future_index(self._anchor(anchor)[0], steps, self.granularity)
     mu = self.model.predict(pd.DataFrame({"ds": ts.tz_convert(None)}))["yhat"].to_numpy()
     return pd.DataFrame({"timestamp": ts, "step": np.arange(1, steps + 1), "mu": mu})
 
 @patch
-def forecast(self: ProphetForecaster, steps: int) -> pd.DataFrame:
+def forecast(self: ProphetForecaster,
+             steps: int,  # how many steps ahead
+             anchor=None,  # (timestamp, price) of a newer observation to start from (no refit)
+            ) -> pd.DataFrame:
     "The next `steps` prices: median `yhat` and 80%/95% bands (price and log-price columns)."
-    mu = self.mean_path(steps)["mu"].to_numpy()
+    self._check_fitted()
+    origin, log_price = self._anchor(anchor)
+    mu = self.mean_path(steps, anchor)["mu"].to_numpy()
     h, p = np.arange(1, steps + 1), self.params
-    center = self.last_log_price + p.shrink * np.cumsum(mu)
-    return interval_frame(self._last_ts, self.granularity, center,
+    center = log_price + p.shrink * np.cumsum(mu)
+    return interval_frame(origin, self.granularity, center,
                           self.sigma * p.half_width(h, 0.8), self.sigma * p.half_width(h, 0.95))
 
 # %% ../nbs/06_forecast.ipynb #8a6daf54

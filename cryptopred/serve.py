@@ -231,7 +231,7 @@ class ForecastResponse(BaseModel):
     granularity: str
     as_of: datetime
     price: float
-    origin: datetime = Field(description="the forecaster's last training observation (its anchor)")
+    origin: datetime = Field(description="where the path starts: the newest observed price (the anchor)")
     forecaster_version: str
     data_source: str
     simulated: bool
@@ -376,13 +376,16 @@ def _champion(self: ServingState, kind: str, coin: str) -> LoadedModel | None:
     return m
 
 # %% ../nbs/11_serve.ipynb #1062d677
-def _forecast_path(forecaster: Any, as_of: pd.Timestamp, granularity: str) -> pd.DataFrame:
-    "The forecaster's path for the MAX_FORECAST_DAYS after `as_of` (steps counted from as_of)."
+def _forecast_path(forecaster: Any, as_of: pd.Timestamp, granularity: str, price: float) -> pd.DataFrame:
+    "The forecaster's path for the MAX_FORECAST_DAYS after `as_of`, anchored at the newest observed `price`."
     if not callable(getattr(forecaster, "forecast", None)):
         raise NotReady(f"the champion forecaster ({type(forecaster).__name__}) has no forecast(steps) method")
-    origin = forecaster.last_timestamp
-    gap = max(0, int(round((as_of - origin) / STEP[granularity])))
-    path = forecaster.forecast(gap + MAX_FORECAST_DAYS * SCALE[granularity])
+    steps = MAX_FORECAST_DAYS * SCALE[granularity]
+    if as_of >= forecaster.last_timestamp:  # newer data than the fit: start from it (no refit)
+        path = forecaster.forecast(steps, anchor=(as_of, price))
+    else:  # the store is older than the model's training data (restored backup): forecast from the model's anchor
+        gap = int(round((forecaster.last_timestamp - as_of) / STEP[granularity]))
+        path = forecaster.forecast(steps + gap)
     path = path[path["timestamp"] > as_of].reset_index(drop=True)
     steps = ((path["timestamp"] - as_of) / STEP[granularity]).round().astype(int)
     return pd.DataFrame({"timestamp": path["timestamp"], "step": steps, "yhat": path["yhat"],
@@ -414,8 +417,8 @@ def _build(self: ServingState, coin: str, clf: LoadedModel, fc: LoadedModel, sou
     except (CryptopredError, ValueError, KeyError) as e:
         raise NotReady(f"{coin}: the champion classifier {clf.version} cannot predict from the features ({e})",
                        hint=TRAIN_HINT) from None
-    path = _forecast_path(fc.model, as_of, g)
     price, target = float(last["price"].iloc[0]), as_of + horizon * STEP[g]
+    path = _forecast_path(fc.model, as_of, g, price)
     hist = frame[["timestamp", "price"]].iloc[-HISTORY_DAYS * SCALE[g]:].reset_index(drop=True)
     snap = Snapshot(coin, g, clf, fc, version, source, _utc_dt(as_of), price, horizon, _utc_dt(target), p, hist, path,
                     time.perf_counter() - t0)
@@ -534,7 +537,7 @@ def forecast_response(self: ServingState, coin: str, days: int = 7) -> ForecastR
     snap = self.snapshot(coin)
     pts = snap.path.iloc[: days * SCALE[snap.granularity]]
     return ForecastResponse(coin=coin, granularity=snap.granularity, as_of=snap.as_of, price=snap.price,
-                            origin=_utc_dt(snap.forecaster.model.last_timestamp),
+                            origin=snap.as_of,
                             forecaster_version=snap.forecaster.version, data_source=snap.source,
                             simulated=snap.simulated, points=[_point(r) for r in pts.itertuples()])
 
@@ -859,8 +862,7 @@ def price_figure(snap: Snapshot, days: int = 30, vs_currency: str = "usd"):
     g = snap.granularity
     hist = snap.history[snap.history["timestamp"] >= pd.Timestamp(snap.as_of) - pd.Timedelta(days=max(60, 2 * days))]
     path = snap.path.iloc[: days * SCALE[g]]
-    fm = snap.forecaster.model
-    anchor = pd.DataFrame({"timestamp": [fm.last_timestamp], "yhat": [fm.last_price]})
+    anchor = pd.DataFrame({"timestamp": [pd.Timestamp(snap.as_of)], "yhat": [snap.price]})
     line = pd.concat([anchor, path[["timestamp", "yhat"]]], ignore_index=True)
     fig = Figure(figsize=(9.5, 4.6), layout="constrained", dpi=100)
     ax = fig.subplots()

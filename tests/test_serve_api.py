@@ -245,6 +245,12 @@ def test_new_data_is_served_without_restart(server, home):
     assert pd.Timestamp(after["as_of"]) == last_row_time(home, "bitcoin")
     assert pd.Timestamp(after["as_of"]) - pd.Timestamp(before["as_of"]) >= pd.Timedelta(days=2)
     assert after["models"] == before["models"]
+    # the same champion forecaster, re-anchored at the newest price (not at its training data's last price)
+    f = client.get("/api/v1/forecast", params={"coin": "bitcoin", "days": 3}).json()
+    assert pd.Timestamp(f["origin"]) == pd.Timestamp(after["as_of"])
+    assert f["points"][0]["lower_80"] < after["price"] < f["points"][0]["upper_80"]
+    assert abs(after["forecast"]["yhat"] / after["price"] - 1) < 0.02
+    assert abs(after["forecast"]["yhat"] / before["price"] - 1) > abs(after["forecast"]["yhat"] / after["price"] - 1)
 
 
 def test_shutdown_writes_every_logged_prediction(tmp_path, home):

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "replay": ("cryptopred.store:replay_cli", "stream stored history into the live store, point by point"),
     "store": ("cryptopred.store:store_cli", "what the store holds: store info | store quarantine COIN"),
     "registry": ("cryptopred.registry:registry_cli", "list, show, promote or roll back model versions"),
+    "train": ("cryptopred.train:train_cli", "train, evaluate and register models for all coins (runs the training run-books)"),
     "forecast": ("cryptopred.forecast:forecast_cli", "evaluate the Prophet forecaster on real data (report)"),
     "serve": ("cryptopred.serve:serve_cli", "serve the web UI and the JSON API (--host 127.0.0.1 --port 7860)"),
     "schedule": ("cryptopred.schedule:schedule_cli", "run the jobs on their cron schedules (--list, --once JOB, --crontab)"),

@@ -45,7 +45,7 @@ __all__ = ['GRANULARITIES', 'ALIASES', 'MANIFEST', 'METADATA', 'STATE', 'AUDIT',
            'sha256_hex', 'manifest_text', 'read_verified', 'Trust', 'class_path', 'skops_dumps', 'skops_loads',
            'ModelKind', 'register_kind', 'library_versions', 'git_state', 'frame_sha256', 'LoadedModel',
            'ModelRegistry', 'metric_direction', 'promotion_rule', 'PromotionDecision', 'ChampionWatcher',
-           'registry_cli']
+           'open_registry', 'registry_cli']
 
 # %% ../nbs/08_registry.ipynb #ffa82b5d
 class RegistryError(CryptopredError):
@@ -814,11 +814,17 @@ def _registry_parser() -> argparse.ArgumentParser:
     for p in (pr, sub.choices["rollback"]): p.add_argument("--reason")
     return ap
 
+# %% ../nbs/08_registry.ipynb #9ece1d8f
+def open_registry(settings: Settings | None = None, **kw) -> ModelRegistry:
+    "The project's model registry: `ModelRegistry` trusting the types of `cryptopred.classify`'s models."
+    from cryptopred.classify import TRUSTED_TYPES  # scikit-learn is imported only when a registry is opened
+    return ModelRegistry(settings=settings or load_settings(), trusted_types=TRUSTED_TYPES, **kw)
+
 # %% ../nbs/08_registry.ipynb #b30987be
 def registry_cli(argv: list[str] | None = None) -> int:
     "`cryptopred registry list|show|promote|rollback`"
     a = _registry_parser().parse_args(argv)
-    s = load_settings(); reg = ModelRegistry(settings=s)
+    s = load_settings(); reg = open_registry(s)
     if a.cmd == "list":
         df = reg.list_models(a.kind, a.coin, a.granularity, verify=a.verify)
         print(df.to_string(index=False) if len(df) else f"no models in {reg.root}")

@@ -39,7 +39,7 @@ from .monitor import (DURATION_METRIC, REQUESTS_METRIC, MonitorError, Prediction
                                 performance_summary, prometheus_rules, read_alerts, read_predictions,
                                 resolve_predictions, rolling_performance, serving_health)
 from .pipeline import latest_run, list_runs
-from .registry import STATE, ChampionWatcher, LoadedModel, ModelRegistry
+from .registry import STATE, ChampionWatcher, LoadedModel, ModelRegistry, open_registry
 from .report import md_table
 from .store import Store
 
@@ -288,10 +288,9 @@ class ServingState:
                  registry: ModelRegistry | None = None,  # default: the settings' registry, classifier types trusted
                  store: Store | None = None,  # default: the settings' store
                  metrics: ServeMetrics | None = None):  # default: a fresh registry of metrics
-        from cryptopred.classify import TRUSTED_TYPES  # (imports scikit-learn: not at module import)
         self.settings = settings or load_settings()
         self.granularity, self.coins = self.settings.granularity, tuple(self.settings.coins)
-        self.registry = registry or ModelRegistry(settings=self.settings, trusted_types=TRUSTED_TYPES)
+        self.registry = registry or open_registry(self.settings)  # (imports scikit-learn: not at module import)
         self.store = store or Store(self.settings)
         self.metrics = metrics or ServeMetrics()
         self.log: PredictionLog | None = None  # opened by the app's lifespan

@@ -16,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cryptopred.classify import TRUSTED_TYPES, DirectionModel, evaluate_classifier, fit_final_model
+from cryptopred.classify import DirectionModel, evaluate_classifier, fit_final_model
 from cryptopred.config import Settings, load_settings
 from cryptopred.features import build_panel, feature_columns
 from cryptopred.forecast import ProphetForecaster, forecast_metrics
 from cryptopred.pipeline import to_jsonable
-from cryptopred.registry import ModelRegistry, frame_sha256
+from cryptopred.registry import ModelRegistry, frame_sha256, open_registry
 from cryptopred.sources import SimulatedMarket
 from cryptopred.store import Store, ingest
 
@@ -39,7 +39,7 @@ def serve_settings(home: Path | str, coins=COINS, **overrides) -> Settings:
 
 def registry_of(settings: Settings) -> ModelRegistry:
     "The registry the app uses (the classifier's skops types trusted)."
-    return ModelRegistry(settings=settings, trusted_types=TRUSTED_TYPES)
+    return open_registry(settings)
 
 
 def _calibration_records(ev) -> list[dict]:

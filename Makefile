@@ -95,3 +95,17 @@ TRAIN_BUDGET ?= 2
 
 train: $(STAMP) ## train, evaluate and register forecaster and classifier for all coins (ARGS="--kind classifier")
 	$(CLI) train --budget $(TRAIN_BUDGET) $(ARGS)
+
+.PHONY: profile monitor schedule demo-drift
+
+profile: $(STAMP) ## whylogs batch profiles of new rows and drift vs the champion's reference (ARGS="-p window 30")
+	$(CLI) run profile $(ARGS)
+
+monitor: $(STAMP) ## drift, realized performance, app latency -> alerts and a retraining decision (ARGS="-p app_url http://127.0.0.1:7860")
+	$(CLI) run monitor $(ARGS)
+
+schedule: $(STAMP) ## run the scheduler until stopped (ARGS="--list", "--once ingest_daily", "--crontab")
+	$(CLI) schedule $(ARGS)
+
+demo-drift: $(STAMP) ## the drift loop on simulated data: regime change -> drift -> alert -> retrain -> promotion -> the app serves it
+	$(BIN)/python -c 'from cryptopred.schedule import demo_drift_cli; raise SystemExit(demo_drift_cli())' $(ARGS)

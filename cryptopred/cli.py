@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("cryptopred.train:train_cli", "train, evaluate and register models for all coins (runs the training run-books)"),
     "forecast": ("cryptopred.forecast:forecast_cli", "evaluate the Prophet forecaster on real data (report)"),
     "serve": ("cryptopred.serve:serve_cli", "serve the web UI and the JSON API (--host 127.0.0.1 --port 7860)"),
+    "schedule": ("cryptopred.schedule:schedule_cli", "run the jobs on their cron schedules (--list, --once JOB, --crontab)"),
 }
 
 def config_cli(argv: list[str] | None = None) -> int:

@@ -141,6 +141,10 @@ class MonitorSettings(_Group):
     cron_ingest_daily: str = Field("40 0 * * *", description="Cron expression of the daily ingest (UTC)")
     cron_retrain: str = Field("0 2 * * 0", description="Cron expression of the weekly retrain (UTC)")
     repository_url: str | None = Field(None, description="Repository link for the report (default: package metadata)")
+    drift_window_days: int = Field(30, ge=1, description="Days of recent data the drift check compares with the reference")
+    app_url: str | None = Field(None, description="Base URL of the running app whose /metrics the monitor run scrapes")
+    run_timeout: float = Field(3600.0, gt=0, description="Seconds before a scheduled run is stopped and recorded as failed")
+    retrain_cooldown_hours: float = Field(24.0, ge=0, description="Hours after a coin's retrain before drift may trigger another")
 
     @field_validator("possible_drift_pvalue")
     @classmethod
@@ -154,6 +158,12 @@ class MonitorSettings(_Group):
     def _scheduled(cls, v):
         if v in ("coingecko", "simulated") or (v.startswith("csv:") and len(v) > 4): return v
         raise ValueError("must name a source explicitly: coingecko, simulated or csv:<folder> (not auto)")
+
+    @field_validator("app_url")
+    @classmethod
+    def _app_url(cls, v):
+        if v is None or re.match(r"^https?://[^/\s]+", v): return v
+        raise ValueError("must be an http(s) URL such as http://127.0.0.1:7860")
 
     @field_validator("cron_ingest_hourly", "cron_ingest_daily", "cron_retrain")
     @classmethod

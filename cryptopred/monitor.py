@@ -36,14 +36,17 @@ except ImportError: fcntl = None  # Windows: one writer process per file
 
 # %% auto #0
 __all__ = ['PROFILE_KINDS', 'DRIFT_LEVELS', 'PREDICTION_FIELDS', 'BASELINES', 'REQUESTS_METRIC', 'DURATION_METRIC', 'SEVERITIES',
-           'MonitorError', 'example_features', 'autocorrelation_time', 'profile_frame', 'profile_to_bytes',
-           'profile_from_bytes', 'merge_profiles', 'profile_columns', 'profile_metadata', 'ProfileInfo', 'profile_path',
-           'write_profile', 'read_profile', 'list_profiles', 'window_profile', 'ks_pvalue', 'drift_level',
-           'DriftReport', 'data_drift', 'drift_figure', 'prediction_line', 'PredictionLog', 'read_predictions',
-           'resolve_predictions', 'performance_summary', 'calibration_table', 'rolling_performance', 'ConceptDrift',
-           'concept_drift', 'performance_figure', 'histogram_quantile', 'route_counters', 'ServingHealth',
-           'serving_health', 'prometheus_rules', 'Alert', 'slack_payload', 'post_webhook', 'raise_alert', 'read_alerts',
-           'RetrainDecision', 'retrain_decision']
+           'MONITOR_ALERT_KINDS', 'MonitorError', 'example_features', 'autocorrelation_time', 'profile_frame',
+           'profile_to_bytes', 'profile_from_bytes', 'merge_profiles', 'profile_columns', 'profile_metadata',
+           'ProfileInfo', 'profile_path', 'write_profile', 'read_profile', 'list_profiles', 'window_profile',
+           'ks_pvalue', 'drift_level', 'DriftReport', 'data_drift', 'drift_figure', 'prediction_line', 'PredictionLog',
+           'read_predictions', 'resolve_predictions', 'performance_summary', 'calibration_table', 'rolling_performance',
+           'ConceptDrift', 'concept_drift', 'performance_figure', 'histogram_quantile', 'route_counters',
+           'ServingHealth', 'serving_health', 'prometheus_rules', 'Alert', 'slack_payload', 'post_webhook',
+           'raise_alert', 'read_alerts', 'RetrainDecision', 'retrain_decision', 'clock_columns', 'monitored_source',
+           'monitored_features', 'window_start', 'profile_new_rows', 'Reference', 'champion_reference', 'coin_drift',
+           'drift_row', 'realized_performance', 'realized_row', 'scrape_metrics', 'check_serving', 'latency_row',
+           'CoinCheck', 'check_coin', 'raise_monitor_alerts', 'thresholds_row', 'retrain_row', 'monitor_metrics']
 
 # %% ../nbs/10_monitor.ipynb #7c1b4145
 class MonitorError(CryptopredError, ValueError):
@@ -1109,3 +1112,327 @@ def retrain_decision(
             reasons.append(f"champion is {days:.1f} days old (max {settings.max_model_age_days:g})")
     evidence["max_model_age_days"] = settings.max_model_age_days
     return RetrainDecision(bool(reasons), reasons, evidence)
+
+# %% ../nbs/10_monitor.ipynb #8cf25b39
+def clock_columns() -> tuple[str, ...]:
+    "The calendar feature names (day of week, month, hour of day): profiled, never tested for drift."
+    from cryptopred.features import calendar_features
+    return tuple(calendar_features(pd.DatetimeIndex([pd.Timestamp(0, tz="UTC")]), "hourly"))
+
+# %% ../nbs/10_monitor.ipynb #077542b0
+def monitored_source(settings: Settings, granularity: str = "daily", source: str | None = None) -> str:
+    "The store label monitoring reads: `source` as a source spec or a label (None or auto: what downstream steps read)."
+    from cryptopred.sources import source_label
+    from cryptopred.store import read_source
+    if source in (None, "auto"): return read_source(settings, granularity)
+    return source_label(source, settings) if source in ("coingecko", "simulated") or source.startswith("csv:") else source
+
+# %% ../nbs/10_monitor.ipynb #65c231ee
+def monitored_features(
+    settings: Settings,  # home, feature settings
+    coins: Iterable[str] | str | None = None,  # CoinGecko ids (a list or "a,b"; default: the configured coins)
+    granularity: str = "daily",  # daily | hourly
+    source: str | None = None,  # source spec or store label (default: what downstream steps read)
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    "The usable feature rows of each coin from the store, and the reason for every coin that has none."
+    from cryptopred.features import BTC_COIN, build_features, feature_columns
+    from cryptopred.store import Store, _coin_list
+    store, label, coins = Store(settings), monitored_source(settings, granularity, source), _coin_list(coins, settings)
+    try: btc = store.read(BTC_COIN, granularity, label)
+    except CryptopredError: btc = None
+    out, errors = {}, {}
+    for c in coins:
+        try:
+            f = build_features(btc if c == BTC_COIN and btc is not None else store.read(c, granularity, label),
+                               granularity, btc=btc if c != BTC_COIN else None, settings=settings)
+        except CryptopredError as e: errors[c] = str(e); continue
+        out[c] = f.loc[f["usable"], feature_columns(f)]
+        if out[c].empty: errors[c] = f"{c}/{granularity}: no usable feature rows yet ({len(f)} stored steps)"
+    return out, errors
+
+# %% ../nbs/10_monitor.ipynb #58081050
+def window_start(end, window_days: int, granularity: str = "daily") -> pd.Timestamp:
+    "The first step of the `window_days` long window that ends with the step `end`."
+    from cryptopred.sources import granularity_step
+    return _utc(end, "end") - pd.Timedelta(days=window_days) + granularity_step(granularity)
+
+# %% ../nbs/10_monitor.ipynb #07b800b9
+def profile_new_rows(
+    settings: Settings,  # home; `drift_window_days`
+    coin: str,  # CoinGecko id
+    granularity: str,  # daily | hourly
+    features: pd.DataFrame,  # the coin's usable feature rows (`monitored_features`), indexed by timestamp
+    window_days: int | None = None,  # drift window (default `drift_window_days`): a first run's older history is one batch
+) -> list[ProfileInfo]:
+    "Profile the rows newer than the coin's last batch, one batch per UTC day; the new batches, oldest first."
+    done = list_profiles(settings, "batch", coin, granularity)
+    new = features[features.index > done[-1].window_end] if done else features
+    if new.empty: return []
+    parts = []
+    if not done:
+        cut = window_start(new.index[-1], window_days or settings.drift_window_days, granularity)
+        if (new.index < cut).any(): parts.append(new[new.index < cut])
+        new = new[new.index >= cut]
+    parts += [g for _, g in new.groupby(new.index.floor("D"), sort=True)]
+    return [ProfileInfo(write_profile(profile_frame(p), settings, "batch", coin, granularity, p.index[0], p.index[-1]),
+                        "batch", coin, granularity, _utc(p.index[0]), _utc(p.index[-1])) for p in parts]
+
+# %% ../nbs/10_monitor.ipynb #ab946882
+@dataclass
+class Reference:
+    "The profile a coin's recent data are compared with: the champion's training features."
+    view: Any | None  # the whylogs profile (None when there is nothing to compare with)
+    version: str | None  # the champion's version
+    window_start: pd.Timestamp | None  # its training window
+    window_end: pd.Timestamp | None
+    created_at: str | None  # the champion's registration time (its age can trigger retraining)
+    note: str = ""  # where the profile came from, or why there is none
+
+# %% ../nbs/10_monitor.ipynb #e4046af1
+def champion_reference(
+    settings: Settings,  # home (registry and profiles)
+    coin: str,  # CoinGecko id
+    granularity: str,  # daily | hourly
+    features: pd.DataFrame | None = None,  # the coin's feature rows, to rebuild a missing reference from
+    kind: str = "classifier",  # the model kind whose training features are the reference
+) -> Reference:
+    "The champion's reference profile (rebuilt from the store when its training run wrote none), or why there is none."
+    from cryptopred.registry import ModelRegistry, RegistryError
+    reg = ModelRegistry(settings=settings)
+    try:
+        version = reg.champion_version(kind, coin, granularity)
+        meta = reg.show(kind, coin, granularity, version)["metadata"] if version else {}
+    except RegistryError as e: return Reference(None, None, None, None, None, f"registry: {e}")
+    if not version: return Reference(None, None, None, None, None, f"no champion {kind} for {coin}/{granularity} yet")
+    t0, t1, created = _utc(meta["train_start"]), _utc(meta["train_end"]), meta.get("created_at")
+    found = [i for i in list_profiles(settings, "reference", coin, granularity) if t0 <= i.window_start and i.window_end <= t1]
+    if found:
+        i = max(found, key=lambda i: (i.window_end, i.window_start))
+        return Reference(read_profile(i.path), version, i.window_start, i.window_end, created, "the training run's reference profile")
+    rows = features.loc[t0:t1] if features is not None else pd.DataFrame()
+    if rows.empty:
+        return Reference(None, version, t0, t1, created, "no reference profile within the training window and no stored "
+                                                         "rows of it to rebuild one from")
+    view = profile_frame(rows)
+    write_profile(view, settings, "reference", coin, granularity, t0, t1)
+    return Reference(view, version, t0, t1, created, f"rebuilt from {len(rows)} stored rows of the training window")
+
+# %% ../nbs/10_monitor.ipynb #7d526d5f
+def coin_drift(
+    settings: Settings,  # home; thresholds; `drift_window_days`
+    coin: str,  # CoinGecko id
+    granularity: str,  # daily | hourly
+    reference: Reference,  # from `champion_reference`
+    window_days: int | None = None,  # length of the recent window (default `drift_window_days`)
+    end=None,  # last step of the window (default: the newest stored batch)
+) -> DriftReport:
+    "Drift of the coin's recent batch profiles against its reference, calendar columns left out."
+    if reference.view is None: raise MonitorError(f"{coin}/{granularity}: no reference to compare with ({reference.note})")
+    if end is None:
+        batches = list_profiles(settings, "batch", coin, granularity)
+        if not batches: raise MonitorError(f"{coin}/{granularity}: no batch profiles yet; run the profile step first")
+        end = batches[-1].window_end
+    end = _utc(end, "end")
+    start = window_start(end, window_days or settings.drift_window_days, granularity)
+    current = window_profile(settings, coin, granularity, start, end)
+    clock = set(clock_columns())
+    watched = [c for c in profile_columns(reference.view) if c not in clock]
+    meta = {"coin": coin, "window": f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}", "reference": reference.version}
+    return data_drift(reference.view, current, settings, features=watched, meta=meta)
+
+# %% ../nbs/10_monitor.ipynb #8454fccf
+def drift_row(
+    report: DriftReport | None,  # from `coin_drift` (None: no drift could be measured)
+    reference: Reference | None = None,  # what it was compared with
+    note: str = "",  # why there is no report, or anything worth saying
+) -> dict:
+    "One coin's drift as flat values for metrics.json: status, counts, the most drifted feature, window and reference."
+    ref = {"reference": reference.version if reference else None,
+           "reference_end": str(reference.window_end) if reference and reference.window_end is not None else None}
+    if report is None:
+        status = "NO_REFERENCE" if reference is None or reference.view is None else "NO_DATA"
+        return {"status": status, "drifted": None, "possible": None, "features": None, "top_feature": None,
+                "top_pvalue": None, "rows": None, "window": None, **ref, "note": note or (reference.note if reference else "")}
+    t = report.table
+    top = t.index[0] if len(t) and t["status"].iloc[0] != "NO_DATA" else None
+    return {"status": report.status, "drifted": len(report.drifted()),
+            "possible": len(report.drifted("POSSIBLE_DRIFT")) - len(report.drifted()),
+            "features": int((t["status"] != "NO_DATA").sum()), "top_feature": top,
+            "top_pvalue": float(t.at[top, "pvalue"]) if top is not None else None,
+            "rows": int(t["n_current"].max()) if len(t) else 0, "window": report.meta.get("window"), **ref,
+            "note": note or (", ".join(report.reference_only) and f"missing from the recent data: {', '.join(report.reference_only)}")}
+
+# %% ../nbs/10_monitor.ipynb #bc432558
+def realized_performance(
+    settings: Settings,  # home; `perf_window`, `dead_zone`
+    coin: str,  # CoinGecko id
+    granularity: str = "daily",  # daily | hourly
+    version: str | None = None,  # classifier version to judge (default: the one that served the latest prediction)
+    source: str | None = None,  # store label or source spec of the outcomes (default: what downstream steps read)
+    predictions: pd.DataFrame | None = None,  # the prediction log (default: `read_predictions`)
+) -> tuple[ConceptDrift, pd.DataFrame]:
+    "The coin's served predictions joined with stored outcomes, and the realized-performance verdict of `version`."
+    from cryptopred.store import Store
+    preds = read_predictions(settings) if predictions is None else predictions
+    preds = preds[(preds["coin"] == coin) & (preds["granularity"] == granularity)]
+    try: prices = Store(settings).read(coin, granularity, monitored_source(settings, granularity, source))
+    except CryptopredError: prices = None
+    resolved = resolve_predictions(preds, {coin: prices} if prices is not None else {}, dead_zone=settings.dead_zone)
+    return concept_drift(resolved, settings, version=version), resolved
+
+# %% ../nbs/10_monitor.ipynb #feb90375
+def realized_row(perf: ConceptDrift) -> dict:
+    "Realized performance as flat values for metrics.json: the version, its scores and the baseline's on the same days."
+    return {"version": perf.version, "n": perf.n, "accuracy": perf.accuracy, "baseline": perf.baseline_accuracy,
+            "brier": perf.brier, "brier_skill": perf.brier_skill, "pending": perf.counts.get("pending", 0),
+            "judged": perf.enough_data, "below_baseline": perf.drift}
+
+# %% ../nbs/10_monitor.ipynb #fc1f81ec
+def scrape_metrics(
+    url: str,  # the app's base URL, e.g. http://127.0.0.1:7860
+    timeout: float = 5.0,  # seconds
+    token: str | None = None,  # bearer token, when the app requires one
+) -> str:
+    "The Prometheus text of the app's /metrics; `MonitorError` naming the URL and the cause when it does not answer."
+    import httpx
+    target = url.rstrip("/") + "/metrics"
+    try: r = httpx.get(target, timeout=timeout, headers={"Authorization": f"Bearer {token}"} if token else None)
+    except httpx.HTTPError as e: raise MonitorError(f"app not reachable at {target} ({type(e).__name__})") from None
+    if r.status_code != 200: raise MonitorError(f"app at {target} answered HTTP {r.status_code}")
+    return r.text
+
+# %% ../nbs/10_monitor.ipynb #b397a81e
+def check_serving(
+    settings: Settings,  # `app_url`, thresholds; the last scrape is kept under the monitoring folder
+    url: str | None = None,  # the app's base URL (default `app_url`)
+    timeout: float = 5.0,  # seconds for the scrape
+) -> tuple[ServingHealth | None, str]:
+    "Serving health since the previous scrape, and a note; (None, why) when there is no app URL or no answer."
+    url = url or settings.app_url
+    if not url: return None, "not monitored: no app URL (set CRYPTOPRED_APP_URL)"
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    try: text = scrape_metrics(url, timeout, token)
+    except MonitorError as e: return None, str(e)
+    last = settings.monitoring_dir / "serving" / "last_metrics.prom"
+    previous = last.read_text() if last.is_file() else None
+    health = serving_health(text, settings, previous)
+    last.parent.mkdir(parents=True, exist_ok=True)
+    tmp = last.with_name(f".{last.name}.{os.getpid()}.tmp"); tmp.write_text(text); os.replace(tmp, last)
+    return health, f"{url}: window since the previous scrape" if previous else f"{url}: totals since the app started"
+
+# %% ../nbs/10_monitor.ipynb #4e11ba12
+def latency_row(health: ServingHealth | None, note: str = "") -> dict:
+    "Serving health as flat values for metrics.json (all routes together)."
+    a = health.table.loc["ALL"] if health is not None and "ALL" in health.table.index else None
+    if a is None or a["requests"] == 0:
+        status = "no requests" if health is not None else "not monitored" if note.startswith("not monitored") \
+            else "app not reachable"
+        return {"status": status, "requests": 0 if health is not None else None, "errors_5xx": None, "error_rate": None,
+                "p50_ms": None, "p99_ms": None, "breaches": 0, "note": note}
+    return {"status": "ok" if health.ok else "breach", "requests": int(a["requests"]), "errors_5xx": int(a["errors_5xx"]),
+            "error_rate": float(a["error_rate"]), "p50_ms": float(a["p50_ms"]), "p99_ms": float(a["p99_ms"]),
+            "breaches": len(health.breaches), "note": "; ".join(health.breaches) or note}
+
+# %% ../nbs/10_monitor.ipynb #d0c7d3e9
+@dataclass
+class CoinCheck:
+    "What the monitor run found for one coin."
+    coin: str
+    reference: Reference
+    drift: DriftReport | None
+    drift_note: str
+    performance: ConceptDrift | None
+    resolved: pd.DataFrame | None = field(default=None, repr=False)
+    decision: RetrainDecision | None = None
+
+    def metrics(self) -> dict:
+        "The coin's rows of the monitor run's `drift` and `realized` tables."
+        return {"drift": drift_row(self.drift, self.reference, self.drift_note),
+                "realized": realized_row(self.performance) if self.performance else {"version": None, "n": 0}}
+
+# %% ../nbs/10_monitor.ipynb #dc8e3444
+def check_coin(
+    settings: Settings,  # everything
+    coin: str,  # CoinGecko id
+    granularity: str,  # daily | hourly
+    features: pd.DataFrame | None,  # the coin's feature rows (to rebuild a missing reference); None when it has none
+    window_days: int | None = None,  # drift window (default `drift_window_days`)
+    source: str | None = None,  # store label or spec of the outcomes (default: what downstream steps read)
+    predictions: pd.DataFrame | None = None,  # the prediction log (default: read it)
+    now=None,  # time of the decision (default: now)
+    problem: str = "",  # why the coin has no feature rows (from `monitored_features`): no drift is measured
+) -> CoinCheck:
+    "Reference, recent drift, realized performance and the retraining decision of one coin."
+    ref = champion_reference(settings, coin, granularity, features)
+    drift, note = None, problem
+    if not problem:
+        try: drift = coin_drift(settings, coin, granularity, ref, window_days)
+        except MonitorError as e: note = str(e)
+    perf, resolved = realized_performance(settings, coin, granularity, ref.version, source, predictions)
+    decision = retrain_decision(drift, perf, ref.created_at, settings, now)
+    return CoinCheck(coin, ref, drift, note, perf, resolved, decision)
+
+# %% ../nbs/10_monitor.ipynb #037c9de2
+MONITOR_ALERT_KINDS = ("data_drift", "concept_drift", "serving_health", "app_unreachable", "retrain_recommended")
+
+# %% ../nbs/10_monitor.ipynb #1ead485a
+def raise_monitor_alerts(
+    settings: Settings,  # where alerts go, and the webhook
+    checks: Mapping[str, CoinCheck],  # per coin, from `check_coin`
+    health: ServingHealth | None,  # from `check_serving`
+    serving_note: str = "",  # its note
+) -> list[Alert]:
+    "Raise the monitor run's alerts: drift, concept drift, serving health, an unreachable app, retraining advice."
+    out = []
+    for coin, k in checks.items():
+        if k.drift is not None and k.drift.status == "DRIFT":
+            out.append(raise_alert(settings, "warning", "data_drift", coin, f"DRIFT on {', '.join(k.drift.drifted())}",
+                                   drift_row(k.drift, k.reference)))
+        if k.performance is not None and k.performance.drift:
+            out.append(raise_alert(settings, "warning", "concept_drift", coin, "; ".join(k.performance.reasons),
+                                   realized_row(k.performance)))
+        if k.decision is not None and k.decision.retrain:
+            out.append(raise_alert(settings, "info", "retrain_recommended", coin, "; ".join(k.decision.reasons),
+                                   {"reasons": k.decision.reasons, "champion": k.reference.version}))
+    if health is not None and not health.ok:
+        out.append(raise_alert(settings, "warning", "serving_health", None, "; ".join(health.breaches), latency_row(health)))
+    if health is None and not serving_note.startswith("not monitored"):
+        out.append(raise_alert(settings, "warning", "app_unreachable", None, serving_note, {"note": serving_note}))
+    return out
+
+# %% ../nbs/10_monitor.ipynb #14ad0f53
+def thresholds_row(settings: Settings) -> dict:
+    "The monitoring thresholds in force, as flat values (a list setting is written with commas)."
+    names = ("drift_pvalue", "possible_drift_pvalue", "drift_effective_n", "drift_window_days", "drift_features",
+             "perf_window", "max_model_age_days", "latency_p99_ms", "error_rate", "health_min_requests")
+    v = {n: getattr(settings, n) for n in names}
+    return {**v, "drift_features": ", ".join(v["drift_features"]) or "all"}
+
+# %% ../nbs/10_monitor.ipynb #d591ba4f
+def retrain_row(checks: Mapping[str, CoinCheck]) -> dict:
+    "The retraining decision over all coins, as flat values: triggered, which coins and why."
+    why = {c: k.decision.reasons for c, k in checks.items() if k.decision is not None and k.decision.retrain}
+    return {"triggered": bool(why), "coins": ", ".join(why), "reason": "; ".join(f"{c}: {', '.join(r)}" for c, r in why.items())}
+
+# %% ../nbs/10_monitor.ipynb #98cccc74
+def monitor_metrics(
+    settings: Settings,  # thresholds in force
+    checks: Mapping[str, CoinCheck],  # per coin
+    health: ServingHealth | None,  # serving health (None: not measured)
+    serving_note: str,  # why not, or what window
+    alerts: Iterable[Alert],  # what the run raised
+    **extra,  # anything else to record (source, granularity, ...)
+) -> dict:
+    "Everything the monitor run records in metrics.json (the report's keys and the details)."
+    alerts = list(alerts)
+    return to_jsonable({
+        **extra,
+        "drift": {c: k.metrics()["drift"] for c, k in checks.items()},
+        "realized": {c: k.metrics()["realized"] for c, k in checks.items()},
+        "latency": latency_row(health, serving_note),
+        "alerts": {kind: sum(a.kind == kind for a in alerts) for kind in MONITOR_ALERT_KINDS},
+        "thresholds": thresholds_row(settings),
+        "retrain": retrain_row(checks),
+        "retrain_detail": {c: k.decision.to_dict() for c, k in checks.items() if k.decision is not None},
+        "drift_detail": {c: k.drift.to_dict() for c, k in checks.items() if k.drift is not None},
+        "alert_ids": [a.id for a in alerts]})

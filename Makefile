@@ -76,3 +76,8 @@ report: $(STAMP) ## build reports/technical_report.{md,html,pdf} from the latest
 
 bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/benchmarks.md
 	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)
+
+.PHONY: evaluate-real
+
+evaluate-real: $(STAMP) ## classifier on every real daily coin -> reports/real_data_evaluation.md (ARGS="-p budget 4")
+	$(CLI) run evaluate_real $(ARGS)

@@ -232,6 +232,11 @@ def pool_rows(
         counts[k] = c["kept"]
     return common, pd.concat(parts), counts
 
+def _others(pool: dict | None, name) -> dict | None:
+    "The pool without the evaluated series; None when nothing else is left (a one-coin panel trains alone)."
+    others = {str(k): v for k, v in (pool or {}).items() if str(k) != str(name)}
+    return others or None
+
 def training_rows(
     own: pd.DataFrame,  # the evaluated series' training rows (features and `__y`), time-sorted
     features: Sequence[str],  # feature columns to return
@@ -389,8 +394,8 @@ def evaluate_classifier(
     gran = granularity or s.granularity
     if gran not in PERIODS_PER_YEAR: raise CryptopredError(f"granularity must be one of {', '.join(PERIODS_PER_YEAR)}, got {gran!r}")
     families = list(families or DEFAULT_FAMILIES)
-    feats, pooled, pool_counts = list(X.columns), None, {}
-    if pool: feats, pooled, pool_counts = pool_rows(pool, feats, h, exclude=name)
+    feats, pooled, pool_counts, pool = list(X.columns), None, {}, _others(pool, name)
+    if pool: feats, pooled, pool_counts = pool_rows(pool, feats, h)
     df, counts = prepare_rows(X[feats], y, returns, h, usable)
     tr, ho = holdout_split(df.index, s.holdout_fraction, embargo=h, start=holdout_start)
     yv = df["__y"].to_numpy()
@@ -478,12 +483,14 @@ def fit_final_model(
     s = settings or load_settings()
     h = evaluation.horizon if evaluation is not None and horizon is None else (s.horizon if horizon is None else horizon)
     name = evaluation.name if evaluation is not None else str(meta.get("coin", ""))
-    if evaluation is not None and bool(evaluation.pool) != bool(pool):
+    pool = _others(pool, name)
+    if evaluation is not None and sorted(evaluation.pool) != sorted(pool or {}):
         raise CryptopredError(f"the evaluation of {name or 'this series'} was " + (
             f"pooled with {', '.join(sorted(evaluation.pool))}: pass the same pool= to fit_final_model" if evaluation.pool
-            else "not pooled: fit the final model without pool= (or evaluate with it)"))
+            else "not pooled: fit the final model without pool= (or evaluate with it)")
+            + (f" (got {', '.join(sorted(pool))})" if pool else ""))
     feats, pooled, pool_counts = list(X.columns), None, {}
-    if pool: feats, pooled, pool_counts = pool_rows(pool, feats, h, exclude=name)
+    if pool: feats, pooled, pool_counts = pool_rows(pool, feats, h)
     df, counts = prepare_rows(X[feats], y, horizon=h, usable=usable)
     Xa, ya = training_rows(df, feats, name, pooled)
     by_time, inner = pooled is not None, None
@@ -622,6 +629,7 @@ def real_data_evaluation(
     settings: Settings | None = None,  # cv_folds, horizon, fee_bps, ...
     n_boot: int = 1000,  # bootstrap resamples per coin
     n_jobs: int = 1,  # worker processes for the per-coin protocols
+    data_end: str | None = None,  # use only data before this day (a validation run ends before the real holdout)
     **protocol,  # overrides of REAL_PROTOCOL (pooled, families, selection, refit_every, train_start)
 ) -> RealDataEvaluation:
     "The walk-forward protocol on every real daily series: one holdout evaluation per coin."
@@ -637,7 +645,9 @@ def real_data_evaluation(
     available = real_daily_coins(folder)
     coins = [c.strip() for c in coins.split(",")] if isinstance(coins, str) else list(coins or available)
     if proto["pooled"] and len(coins) < 2: raise RealDataError("a pooled evaluation needs at least two coins")
-    panel = build_panel(read_real_daily(folder, coins), "daily", settings=s)
+    frames = read_real_daily(folder, coins)
+    if data_end is not None: frames = {c: f[f["timestamp"] < pd.Timestamp(data_end, tz="UTC")] for c, f in frames.items()}
+    panel = build_panel(frames, "daily", settings=s)
     inputs = {c: coin_inputs(panel[c], proto["train_start"]) for c in coins}
     kw = dict(settings=s, horizon=s.horizon, granularity="daily", families=list(proto["families"]),
               holdout_start=holdout_start, refit_every=proto["refit_every"], selection=proto["selection"],
@@ -651,7 +661,7 @@ def real_data_evaluation(
     evs = dict(zip(coins, [first, *done], strict=True))
     return RealDataEvaluation(evs, {**proto, "families": list(proto["families"]), "holdout_start": holdout_start,
                                     "budget": s.search_budget, "seed": s.seed, "cv_folds": s.cv_folds,
-                                    "horizon": s.horizon, "n_boot": n_boot, "fee_bps": s.fee_bps},
+                                    "horizon": s.horizon, "n_boot": n_boot, "fee_bps": s.fee_bps, "data_end": data_end},
                               str(folder), round(time.perf_counter() - t0, 1))
 
 # %% ../nbs/07_classify.ipynb #4d14a529

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import sklearn
+from joblib import Parallel, delayed
 from matplotlib.figure import Figure
 from scipy.stats import loguniform, randint
 from sklearn.base import clone
@@ -218,6 +219,8 @@ def pool_rows(
     exclude: str | None = None,  # the evaluated series' name (skipped if present in `pool`)
 ) -> tuple[list[str], pd.DataFrame, dict[str, int]]:
     "Shared feature columns, the pooled series' usable labelled rows (features, `__y`, `__series`) and their counts."
+    # rows are kept by the same rules as the evaluated series' own (returns included when given), so that every coin
+    # of a panel sees the same pooled rows
     members = {str(k): v for k, v in pool.items() if str(k) != str(exclude)}
     if not members: raise CryptopredError("pool holds no series besides the one evaluated")
     for k, v in members.items():
@@ -227,7 +230,7 @@ def pool_rows(
     if not common: raise CryptopredError("the pooled series share no feature column with the evaluated one")
     parts, counts = [], {}
     for k, v in members.items():
-        df, c = prepare_rows(v[0][common], v[1], horizon=horizon, usable=v[3] if len(v) > 3 else None)
+        df, c = prepare_rows(v[0][common], v[1], v[2] if len(v) > 2 else None, horizon, v[3] if len(v) > 3 else None)
         parts.append(df[common + ["__y"]].assign(__series=k))
         counts[k] = c["kept"]
     return common, pd.concat(parts), counts
@@ -332,6 +335,7 @@ def _select(X, y, families, cv, budget, scoring, seed, calibrations, embargo, en
 
 # %% ../nbs/07_classify.ipynb #59a1f679
 _SELECTIONS_DONE: OrderedDict = OrderedDict()  # fingerprint -> _select result (pooled runs only), newest last
+_FITS_DONE: OrderedDict = OrderedDict()  # fingerprint -> fitted estimator (pooled runs only), newest last
 
 def _stable(v):
     "A process-independent description of a search-space entry (frozen scipy distributions print their address)."
@@ -344,15 +348,24 @@ def _fingerprint(X: pd.DataFrame, y: pd.Series, *args) -> str:
     h.update(repr((list(X.columns), args, sorted(FAMILIES), spaces)).encode())
     return h.hexdigest()
 
-def _select_once(X, y, *args, remember: bool = False, keep: int = 4):
-    "`_select(X, y, *args)`, remembered for the last `keep` fingerprints when `remember`."
+def _once(store: OrderedDict, key: str, compute, keep: int):
+    "`compute()`, or what it returned the last time for `key`; `store` keeps the newest `keep` results."
+    if key not in store:
+        store[key] = compute()
+        while len(store) > keep: store.popitem(last=False)
+    store.move_to_end(key)
+    return store[key]
+
+def _select_once(X, y, *args, remember: bool = False):
+    "`_select(X, y, *args)`, remembered by fingerprint when `remember`."
     if not remember: return _select(X, y, *args)
-    key = _fingerprint(X, y, *args)
-    if key not in _SELECTIONS_DONE:
-        _SELECTIONS_DONE[key] = _select(X, y, *args)
-        while len(_SELECTIONS_DONE) > keep: _SELECTIONS_DONE.popitem(last=False)
-    _SELECTIONS_DONE.move_to_end(key)
-    return _SELECTIONS_DONE[key]
+    return _once(_SELECTIONS_DONE, _fingerprint(X, y, *args), lambda: _select(X, y, *args), keep=4)
+
+def _fit_once(X, y, family, params, method, embargo, seed, by_time: bool = False, remember: bool = False):
+    "The chosen model, calibrated, fitted on `(X, y)`; remembered by fingerprint when `remember`."
+    fit = lambda: calibrated(make_pipeline(family, params, seed), method, embargo, by_time=by_time).fit(X, y)
+    if not remember: return fit()
+    return _once(_FITS_DONE, _fingerprint(X, y, family, params, method, embargo, seed, by_time), fit, keep=24)
 
 # %% ../nbs/07_classify.ipynb #67aa3718
 def _blocks(index: pd.Index, y: np.ndarray, tr: np.ndarray, ho: np.ndarray, refit_every: int | None, embargo: int,
@@ -410,7 +423,7 @@ def evaluate_classifier(
         prob, rate = np.empty(len(ho)), np.empty(len(ho))
         for a, b in splits:
             Xa, ya = training_rows(df.iloc[a], feats, name, pooled, expanding)
-            m = calibrated(make_pipeline(family, params, s.seed), method, h, by_time=by_time).fit(Xa, ya)
+            m = _fit_once(Xa, ya, family, params, method, h, s.seed, by_time, remember=by_time)
             k = b - ho[0]
             prob[k] = m.predict_proba(df[feats].iloc[b])[:, list(m.classes_).index(1.0)]
             rate[k] = yv[a].mean()
@@ -501,7 +514,7 @@ def fit_final_model(
                 Xa, ya, list(families or DEFAULT_FAMILIES), WalkForwardCV(s.cv_folds, embargo=h, by_time=by_time),
                 s.search_budget, scoring, s.seed, CALIBRATIONS, h, ensemble, selection, remember=by_time)
             inner = float(sel.loc[family, "loss"])
-        est = calibrated(make_pipeline(family, params, s.seed), calibration or "none", h, by_time=by_time).fit(Xa, ya)
+        est = _fit_once(Xa, ya, family, params, calibration or "none", h, s.seed, by_time, remember=by_time)
     md = {"family": family, "params": params or {}, "calibration": calibration or "none", "horizon": h, "seed": s.seed,
           "features": feats, "train_start": str(Xa.index[0]), "train_end": str(df.index[-1]), "rows": counts,
           "up_rate": float(df["__y"].mean()), "sklearn_version": sklearn.__version__,
@@ -615,8 +628,7 @@ class RealDataEvaluation:
 
     def summaries(self) -> list[dict]: return [e.summary() for e in self.evaluations.values()]
 
-def _evaluate_coin(coin, inputs, kw, remembered):
-    _SELECTIONS_DONE.update(remembered)
+def _evaluate_coin(coin, inputs, kw):
     X, y, r, u = inputs
     return evaluate_classifier(X, y, r, usable=u, name=coin, **kw)
 
@@ -652,13 +664,10 @@ def real_data_evaluation(
     kw = dict(settings=s, horizon=s.horizon, granularity="daily", families=list(proto["families"]),
               holdout_start=holdout_start, refit_every=proto["refit_every"], selection=proto["selection"],
               n_boot=n_boot, pool=inputs if proto["pooled"] else None)
-    first = _evaluate_coin(coins[0], inputs[coins[0]], kw, {})
-    rest = coins[1:]
-    if n_jobs > 1 and rest:
-        from joblib import Parallel, delayed
-        done = Parallel(n_jobs=n_jobs)(delayed(_evaluate_coin)(c, inputs[c], kw, dict(_SELECTIONS_DONE)) for c in rest)
-    else: done = [_evaluate_coin(c, inputs[c], kw, {}) for c in rest]
-    evs = dict(zip(coins, [first, *done], strict=True))
+    if n_jobs > 1 and not proto["pooled"]:
+        done = Parallel(n_jobs=n_jobs)(delayed(_evaluate_coin)(c, inputs[c], kw) for c in coins)
+    else: done = [_evaluate_coin(c, inputs[c], kw) for c in coins]
+    evs = dict(zip(coins, done, strict=True))
     return RealDataEvaluation(evs, {**proto, "families": list(proto["families"]), "holdout_start": holdout_start,
                                     "budget": s.search_budget, "seed": s.seed, "cv_folds": s.cv_folds,
                                     "horizon": s.horizon, "n_boot": n_boot, "fee_bps": s.fee_bps, "data_end": data_end},

@@ -75,7 +75,7 @@ FAMILIES = {
                                                            min_samples_leaf=100, early_stopping=False, random_state=seed),
 }
 
-DEFAULT_FAMILIES = ("logistic", "random_forest")  # the candidates when none are named (validated, see the last section)
+DEFAULT_FAMILIES = ("logistic", "random_forest")  # the candidates when none are named (see "Design decisions")
 ENSEMBLE = "ensemble"  # the soft vote of several families; its params are {family: that family's params}
 
 def make_pipeline(
@@ -775,7 +775,8 @@ def real_data_markdown(
         f"- Target: direction over {p['horizon']} day(s). "
         + ("Refit every " + str(p["refit_every"]) + " days through the holdout." if p["refit_every"] else
            "One fit at the holdout start (no refit through the holdout)."),
-        f"- {p['n_boot']} bootstrap resamples per coin. Runtime per coin: "
+        f"- {p['n_boot']} bootstrap resamples per coin. Runtime per coin"
+        + (" (pooled: the first coin makes the selection and the fits every coin shares)" if p["pooled"] else "") + ": "
         + ", ".join(f"{c} {t:.0f} s" for c, t in m["runtime_s"].items()) + ".", ""]
     if run is not None:
         per_coin = ["{}: {}".format(s["name"], ", ".join(f"[{k}]({_link(run / (s['name'] + '_' + k + '.png'), report_dir)})"

@@ -781,8 +781,9 @@ def real_data_markdown(
     if run is not None:
         per_coin = ["{}: {}".format(s["name"], ", ".join(f"[{k}]({_link(run / (s['name'] + '_' + k + '.png'), report_dir)})"
                                                          for k in ("roc", "calibration", "confusion", "backtest"))) for s in S]
-        lines += ["## Figures", "", f"![ROC-AUC and Brier skill per coin]({_link(run / 'auc_by_coin.png', report_dir)})", "",
-                  "Per coin, in the run folder: " + "; ".join(per_coin) + ".", ""]
+        lines += ["## Figures", "", f"In the run folder (linked, not embedded: runs stay outside the repository): "
+                  f"[ROC-AUC and Brier skill per coin]({_link(run / 'auc_by_coin.png', report_dir)}); per coin "
+                  + "; ".join(per_coin) + ".", ""]
     return "\n".join(lines)
 
 def write_real_data_report(

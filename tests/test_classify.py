@@ -134,3 +134,20 @@ def test_final_model_serves_the_newest_row(real_data_dir):
     p = m.predict_proba(X.tail(1))  # the newest row has features but no target yet
     assert p.shape == (1,) and 0.2 < p[0] < 0.8
     assert m.metadata["train_end"] == str(X.index[-2]) and m.metadata["coin"] == "ethereum"
+
+
+@pytest.mark.parametrize("calibration", ["none", "sigmoid"])
+def test_pooled_ensemble_round_trips_through_the_registry(tmp_path, calibration):
+    "The default model (pooled soft-vote ensemble, calibrated or not) is accepted and loaded with the registry's lists."
+    from cryptopred.registry import ModelRegistry
+    pool = {f"s{i}": demo_direction_data(300, seed=30 + i) for i in range(3)}
+    s = _small()
+    m = fit_final_model(*pool["s0"][:2], settings=s, family="ensemble", calibration=calibration, pool=pool, coin="s0",
+                        params={"logistic": {"C": 0.1}, "random_forest": {"n_estimators": 10}})
+    reg = ModelRegistry(root=tmp_path / "models", settings=s)
+    v = reg.register("classifier", "s0", "daily", m, horizon=1, data_source="simulated", data_hash="0" * 64,
+                     train_start=m.metadata["train_start"], train_end=m.metadata["train_end"], features=m.features)
+    loaded = reg.load("classifier", "s0", "daily", v).model
+    X1 = pool["s1"][0].tail(5)  # a pooled model serves every coin of its pool
+    np.testing.assert_allclose(loaded.predict_proba(X1), m.predict_proba(X1))
+    assert loaded.metadata["pool"] == m.metadata["pool"] and set(m.metadata["pool"]) == {"s1", "s2"}

@@ -109,3 +109,8 @@ schedule: $(STAMP) ## run the scheduler until stopped (ARGS="--list", "--once in
 
 demo-drift: $(STAMP) ## the drift loop on simulated data: regime change -> drift -> alert -> retrain -> promotion -> the app serves it
 	$(BIN)/python -c 'from cryptopred.schedule import demo_drift_cli; raise SystemExit(demo_drift_cli())' $(ARGS)
+
+.PHONY: evaluate-real
+
+evaluate-real: $(STAMP) ## classifier on every real daily coin -> reports/real_data_evaluation.md (ARGS="-p budget 4")
+	$(CLI) run evaluate_real $(ARGS)

@@ -7,13 +7,18 @@ Docs: https://github.com/cryptopred/cryptopred/classify.html.md"""
 # %% ../nbs/07_classify.ipynb #bef79bb6
 from __future__ import annotations
 
+import hashlib
+import os
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import sklearn
+from joblib import Parallel, delayed
 from matplotlib.figure import Figure
 from scipy.stats import loguniform, randint
 from sklearn.base import clone
@@ -29,11 +34,18 @@ from .config import CryptopredError, Settings, load_settings
 from .evaluate import (PERIODS_PER_YEAR, HoldoutAssessment, WalkForwardCV, assess_holdout, check_splits,
                                  holdout_split, plot_calibration, plot_confusion, plot_equity, plot_roc,
                                  rolling_origin_splits)
+from .features import build_panel, feature_columns
+from .pipeline import save_figure
+from .sources import read_price_csv
 
 # %% auto #0
-__all__ = ['FAMILIES', 'ENSEMBLE', 'SEARCH_SPACES', 'SCORERS', 'CALIBRATIONS', 'TRUSTED_TYPES', 'demo_direction_data',
-           'make_pipeline', 'tune_family', 'calibrated', 'choose_calibration', 'prepare_rows', 'ClassifierEvaluation',
-           'evaluate_classifier', 'DirectionModel', 'fit_final_model', 'evaluation_table', 'evaluation_markdown']
+__all__ = ['FAMILIES', 'DEFAULT_FAMILIES', 'ENSEMBLE', 'SEARCH_SPACES', 'SCORERS', 'SELECTIONS', 'CALIBRATIONS', 'TRUSTED_TYPES',
+           'REAL_PROTOCOL', 'demo_direction_data', 'make_pipeline', 'tune_family', 'choose_candidate', 'calibrated',
+           'choose_calibration', 'prepare_rows', 'pool_rows', 'training_rows', 'ClassifierEvaluation',
+           'evaluate_classifier', 'DirectionModel', 'fit_final_model', 'evaluation_table', 'evaluation_markdown',
+           'RealDataError', 'real_daily_coins', 'read_real_daily', 'coin_inputs', 'RealDataEvaluation',
+           'real_data_evaluation', 'real_data_metrics', 'plot_auc_by_coin', 'real_data_markdown',
+           'write_real_data_report']
 
 # %% ../nbs/07_classify.ipynb #aedd009f
 def demo_direction_data(
@@ -63,6 +75,7 @@ FAMILIES = {
                                                            min_samples_leaf=100, early_stopping=False, random_state=seed),
 }
 
+DEFAULT_FAMILIES = ("logistic", "random_forest")  # the candidates when none are named (see "Design decisions")
 ENSEMBLE = "ensemble"  # the soft vote of several families; its params are {family: that family's params}
 
 def make_pipeline(
@@ -111,11 +124,29 @@ def tune_family(
     best = res.loc[res["rank_test_score"].idxmin()]
     table = pd.DataFrame({"params": [{k.removeprefix("model__"): v for k, v in p.items()} for p in res["params"]],
                           "loss": -res["mean_test_score"], "loss_std": res["std_test_score"]}).sort_values("loss")
+    folds = [float(-best[f"split{i}_test_score"]) for i in range(cv.get_n_splits())]
     return {"family": family, "params": {k.removeprefix("model__"): _plain(v) for k, v in best["params"].items()},
-            "loss": float(-best["mean_test_score"]), "loss_std": float(best["std_test_score"]), "candidates": table}
+            "loss": float(-best["mean_test_score"]), "loss_std": float(best["std_test_score"]), "fold_losses": folds,
+            "candidates": table}
 
 def _plain(v):
     return v.item() if isinstance(v, np.generic) else v
+
+# %% ../nbs/07_classify.ipynb #d07bb0c5
+SELECTIONS = ("prefer_ensemble", "lowest")
+
+def choose_candidate(
+    table: pd.DataFrame,  # candidates × (loss, fold_losses): the inner-CV results
+    selection: str = "prefer_ensemble",  # "prefer_ensemble" (one-SE rule) or "lowest"
+) -> str:
+    "The candidate to use: the lowest inner loss, or the ensemble unless a family beats it by more than one SE."
+    if selection not in SELECTIONS: raise CryptopredError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+    loss = table["loss"].astype(float)
+    best = str(loss.idxmin())
+    if selection == "lowest" or ENSEMBLE not in table.index or best == ENSEMBLE: return best
+    d = np.asarray(table.loc[ENSEMBLE, "fold_losses"], float) - np.asarray(table.loc[best, "fold_losses"], float)
+    se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.inf
+    return best if d.mean() > se else ENSEMBLE
 
 # %% ../nbs/07_classify.ipynb #cdbbe926
 CALIBRATIONS = ("none", "sigmoid", "isotonic")
@@ -125,11 +156,13 @@ def calibrated(
     method: str = "sigmoid",  # "none", "sigmoid" or "isotonic"
     embargo: int = 1,  # gap between each calibration model's training rows and its calibration block
     folds: int = 3,  # walk-forward folds used for calibration
+    by_time: bool = False,  # folds over the distinct times of X's index (pooled series), not over rows
 ):
     "`estimator` itself (`method='none'`) or wrapped in a walk-forward `CalibratedClassifierCV`."
     if method not in CALIBRATIONS: raise CryptopredError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {method!r}")
     if method == "none": return clone(estimator)
-    return CalibratedClassifierCV(clone(estimator), method=method, cv=WalkForwardCV(folds, embargo=embargo), ensemble=True)
+    return CalibratedClassifierCV(clone(estimator), method=method, cv=WalkForwardCV(folds, embargo=embargo, by_time=by_time),
+                                  ensemble=True)
 
 def choose_calibration(
     X: pd.DataFrame,  # training features
@@ -141,8 +174,9 @@ def choose_calibration(
     embargo: int = 1,  # embargo inside the calibration folds
 ) -> tuple[str, dict[str, float]]:
     "The calibration method with the lowest mean inner-CV loss (`none` wins ties), and every method's loss."
-    losses = {m: float(-cross_val_score(calibrated(estimator, m, embargo), X, y, cv=cv, scoring=_scorer(scoring)).mean())
-              for m in methods}
+    by_time = getattr(cv, "by_time", False)
+    losses = {m: float(-cross_val_score(calibrated(estimator, m, embargo, by_time=by_time), X, y, cv=cv,
+                                        scoring=_scorer(scoring)).mean()) for m in methods}
     best = min(losses, key=lambda m: (losses[m], m != "none"))
     return best, losses
 
@@ -177,6 +211,50 @@ def prepare_rows(
               "kept": int((~drop).sum())}
     return df[~drop], counts
 
+# %% ../nbs/07_classify.ipynb #37b4bed2
+def pool_rows(
+    pool: dict,  # {name: (X, y) | (X, y, returns) | (X, y, returns, usable)} of the other series
+    features: Sequence[str],  # the evaluated series' feature columns
+    horizon: int = 1,  # steps ahead (for prepare_rows)
+    exclude: str | None = None,  # the evaluated series' name (skipped if present in `pool`)
+) -> tuple[list[str], pd.DataFrame, dict[str, int]]:
+    "Shared feature columns, the pooled series' usable labelled rows (features, `__y`, `__series`) and their counts."
+    # rows are kept by the same rules as the evaluated series' own (returns included when given), so that every coin
+    # of a panel sees the same pooled rows
+    members = {str(k): v for k, v in pool.items() if str(k) != str(exclude)}
+    if not members: raise CryptopredError("pool holds no series besides the one evaluated")
+    for k, v in members.items():
+        if not isinstance(v, (tuple, list)) or not 2 <= len(v) <= 4:
+            raise CryptopredError(f"pool[{k!r}] must be a tuple (X, y[, returns[, usable]]), got {type(v).__name__}")
+    common = [c for c in features if all(c in v[0].columns for v in members.values())]
+    if not common: raise CryptopredError("the pooled series share no feature column with the evaluated one")
+    parts, counts = [], {}
+    for k, v in members.items():
+        df, c = prepare_rows(v[0][common], v[1], v[2] if len(v) > 2 else None, horizon, v[3] if len(v) > 3 else None)
+        parts.append(df[common + ["__y"]].assign(__series=k))
+        counts[k] = c["kept"]
+    return common, pd.concat(parts), counts
+
+def _others(pool: dict | None, name) -> dict | None:
+    "The pool without the evaluated series; None when nothing else is left (a one-coin panel trains alone)."
+    others = {str(k): v for k, v in (pool or {}).items() if str(k) != str(name)}
+    return others or None
+
+def training_rows(
+    own: pd.DataFrame,  # the evaluated series' training rows (features and `__y`), time-sorted
+    features: Sequence[str],  # feature columns to return
+    name: str,  # the evaluated series' name (orders ties with the pooled rows)
+    pooled: pd.DataFrame | None = None,  # `pool_rows` output: other series' rows
+    expanding: bool = True,  # also take pooled rows older than `own`'s first row (False: sliding window)
+) -> tuple[pd.DataFrame, pd.Series]:
+    "Training features and target: `own` plus the pooled rows no newer than its last row, sorted by (time, series)."
+    if pooled is None: return own[list(features)], own["__y"]
+    t = pooled.index
+    keep = (t <= own.index[-1]) & (True if expanding else t >= own.index[0])
+    both = pd.concat([own[[*features, "__y"]].assign(__series=str(name)), pooled[keep]])
+    both = both.iloc[np.lexsort((both["__series"].to_numpy(), both.index.to_numpy()))]
+    return both[list(features)], both["__y"]
+
 # %% ../nbs/07_classify.ipynb #6fb20a2f
 @dataclass
 class ClassifierEvaluation:
@@ -198,6 +276,9 @@ class ClassifierEvaluation:
     y: pd.Series = field(repr=False)  # holdout target
     assessment: HoldoutAssessment = field(repr=False)  # metrics, baselines, test, calibration, backtest
     runtime_s: float = 0.0  # wall time of the whole protocol
+    features: list = field(default_factory=list)  # feature columns the model used
+    pool: dict = field(default_factory=dict)  # pooled series -> their usable labelled rows (empty: not pooled)
+    selection_rule: str = "prefer_ensemble"  # how the candidate was chosen
 
     @property
     def metrics(self) -> pd.DataFrame: return self.assessment.metrics
@@ -216,6 +297,7 @@ class ClassifierEvaluation:
                 "holdout_start": self.holdout_period[0], "holdout_end": self.holdout_period[1],
                 "refits": len(self.folds), "inner_loss": float(self.selection.loc[self.family, "loss"]),
                 "inner_loss_climatology": float(self.selection.loc["climatology", "loss"]),
+                "selection_rule": self.selection_rule, "pool": sorted(self.pool), "features": list(self.features),
                 **self.assessment.summary(), "runtime_s": self.runtime_s}
 
     def figures(self) -> dict[str, Figure]:
@@ -227,27 +309,63 @@ class ClassifierEvaluation:
                 "backtest": plot_equity(self.backtest, title=f"Long/flat backtest, {t}")}
 
 # %% ../nbs/07_classify.ipynb #be4b6287
-def _climatology_loss(y: np.ndarray, cv: WalkForwardCV, scoring: str) -> tuple[float, float]:
-    losses = []
+def _climatology_loss(y: pd.Series, cv: WalkForwardCV, scoring: str) -> tuple[float, float]:
+    losses, yv = [], y.to_numpy(float)
     for tr, te in cv.split(y):
-        q = np.clip(y[tr].mean(), 1e-15, 1 - 1e-15); yt = y[te]
+        q = np.clip(yv[tr].mean(), 1e-15, 1 - 1e-15); yt = yv[te]
         losses.append(np.mean((q - yt) ** 2) if scoring == "brier" else -np.mean(yt * np.log(q) + (1 - yt) * np.log(1 - q)))
     return float(np.mean(losses)), float(np.std(losses))
 
-def _select(X, y, families, cv, budget, scoring, seed, calibrations, embargo, ensemble=True) -> tuple[str, dict, str, pd.DataFrame, dict]:
-    "Tune every family, score their ensemble, pick the lowest inner loss, then pick its calibration."
+def _select(X, y, families, cv, budget, scoring, seed, calibrations, embargo, ensemble=True,
+            selection="prefer_ensemble") -> tuple[str, dict, str, pd.DataFrame, dict]:
+    "Tune every family, score their ensemble, choose a candidate by the selection rule, then choose its calibration."
+    if selection not in SELECTIONS: raise CryptopredError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     tuned = {f: tune_family(X, y, f, cv, budget, scoring, seed) for f in families}
     if ensemble and len(families) > 1:
         ps = {f: t["params"] for f, t in tuned.items()}
         sc = -cross_val_score(make_pipeline(ENSEMBLE, ps, seed), X, y, cv=cv, scoring=_scorer(scoring))
-        tuned[ENSEMBLE] = {"loss": float(sc.mean()), "loss_std": float(sc.std()), "params": ps}
-    sel = pd.DataFrame({f: {"loss": t["loss"], "loss_std": t["loss_std"], "params": t["params"]} for f, t in tuned.items()}).T
-    cl, cl_std = _climatology_loss(y.to_numpy(), cv, scoring)
-    sel.loc["climatology"] = {"loss": cl, "loss_std": cl_std, "params": {}}
-    family = min(tuned, key=lambda f: tuned[f]["loss"])
+        tuned[ENSEMBLE] = {"loss": float(sc.mean()), "loss_std": float(sc.std()), "params": ps, "fold_losses": list(sc)}
+    sel = pd.DataFrame({f: {k: t[k] for k in ("loss", "loss_std", "params", "fold_losses")} for f, t in tuned.items()}).T
+    family = choose_candidate(sel, selection)
+    cl, cl_std = _climatology_loss(y, cv, scoring)
+    sel.loc["climatology"] = {"loss": cl, "loss_std": cl_std, "params": {}, "fold_losses": []}
     params = tuned[family]["params"]
     method, cal_losses = choose_calibration(X, y, make_pipeline(family, params, seed), cv, calibrations, scoring, embargo)
     return family, params, method, sel.sort_values("loss"), cal_losses
+
+# %% ../nbs/07_classify.ipynb #59a1f679
+_SELECTIONS_DONE: OrderedDict = OrderedDict()  # fingerprint -> _select result (pooled runs only), newest last
+_FITS_DONE: OrderedDict = OrderedDict()  # fingerprint -> fitted estimator (pooled runs only), newest last
+
+def _stable(v):
+    "A process-independent description of a search-space entry (frozen scipy distributions print their address)."
+    return (v.dist.name, v.args, sorted(v.kwds.items())) if hasattr(v, "dist") else v
+
+def _fingerprint(X: pd.DataFrame, y: pd.Series, *args) -> str:
+    h = hashlib.sha256(pd.util.hash_pandas_object(X, index=True).to_numpy().tobytes())
+    h.update(np.ascontiguousarray(y.to_numpy(float)).tobytes())
+    spaces = {f: {k: _stable(v) for k, v in sp.items()} for f, sp in SEARCH_SPACES.items()}
+    h.update(repr((list(X.columns), args, sorted(FAMILIES), spaces)).encode())
+    return h.hexdigest()
+
+def _once(store: OrderedDict, key: str, compute, keep: int):
+    "`compute()`, or what it returned the last time for `key`; `store` keeps the newest `keep` results."
+    if key not in store:
+        store[key] = compute()
+        while len(store) > keep: store.popitem(last=False)
+    store.move_to_end(key)
+    return store[key]
+
+def _select_once(X, y, *args, remember: bool = False):
+    "`_select(X, y, *args)`, remembered by fingerprint when `remember`."
+    if not remember: return _select(X, y, *args)
+    return _once(_SELECTIONS_DONE, _fingerprint(X, y, *args), lambda: _select(X, y, *args), keep=4)
+
+def _fit_once(X, y, family, params, method, embargo, seed, by_time: bool = False, remember: bool = False):
+    "The chosen model, calibrated, fitted on `(X, y)`; remembered by fingerprint when `remember`."
+    fit = lambda: calibrated(make_pipeline(family, params, seed), method, embargo, by_time=by_time).fit(X, y)
+    if not remember: return fit()
+    return _once(_FITS_DONE, _fingerprint(X, y, family, params, method, embargo, seed, by_time), fit, keep=24)
 
 # %% ../nbs/07_classify.ipynb #67aa3718
 def _blocks(index: pd.Index, y: np.ndarray, tr: np.ndarray, ho: np.ndarray, refit_every: int | None, embargo: int,
@@ -279,6 +397,8 @@ def evaluate_classifier(
     n_boot: int = 1000,  # bootstrap resamples for the CIs and the p-value
     name: str = "",  # label of the series (e.g. the coin)
     n_threads: int = 1,  # native threads (OpenMP/BLAS) for the whole protocol
+    pool: dict | None = None,  # other series to train on too: {name: (X, y[, returns[, usable]])}; see `pool_rows`
+    selection: str = "prefer_ensemble",  # candidate rule: "prefer_ensemble" (one-SE rule) or "lowest"
 ) -> ClassifierEvaluation:
     "Nested walk-forward tuning on the training part, refit, predict the holdout, and assess it against the baselines."
     t0 = time.perf_counter()
@@ -286,20 +406,24 @@ def evaluate_classifier(
     h = s.horizon if horizon is None else horizon
     gran = granularity or s.granularity
     if gran not in PERIODS_PER_YEAR: raise CryptopredError(f"granularity must be one of {', '.join(PERIODS_PER_YEAR)}, got {gran!r}")
-    families = list(families or FAMILIES)
-    df, counts = prepare_rows(X, y, returns, h, usable)
-    feats = list(X.columns)
+    families = list(families or DEFAULT_FAMILIES)
+    feats, pooled, pool_counts, pool = list(X.columns), None, {}, _others(pool, name)
+    if pool: feats, pooled, pool_counts = pool_rows(pool, feats, h)
+    df, counts = prepare_rows(X[feats], y, returns, h, usable)
     tr, ho = holdout_split(df.index, s.holdout_fraction, embargo=h, start=holdout_start)
     yv = df["__y"].to_numpy()
-    cv = WalkForwardCV(s.cv_folds, embargo=h)
+    by_time = pooled is not None
+    cv = WalkForwardCV(s.cv_folds, embargo=h, by_time=by_time)
     with threadpool_limits(n_threads):
-        family, params, method, sel, cal = _select(df[feats].iloc[tr], df["__y"].iloc[tr], families, cv,
-                                                   s.search_budget, scoring, s.seed, calibrations, h, ensemble)
+        Xt, yt = training_rows(df.iloc[tr], feats, name, pooled)
+        family, params, method, sel, cal = _select_once(Xt, yt, families, cv, s.search_budget, scoring, s.seed,
+                                                        tuple(calibrations), h, ensemble, selection, remember=by_time)
         splits = _blocks(df.index, yv, tr, ho, refit_every, h, expanding)
         check_splits(splits, h)
         prob, rate = np.empty(len(ho)), np.empty(len(ho))
         for a, b in splits:
-            m = calibrated(make_pipeline(family, params, s.seed), method, h).fit(df[feats].iloc[a], df["__y"].iloc[a])
+            Xa, ya = training_rows(df.iloc[a], feats, name, pooled, expanding)
+            m = _fit_once(Xa, ya, family, params, method, h, s.seed, by_time, remember=by_time)
             k = b - ho[0]
             prob[k] = m.predict_proba(df[feats].iloc[b])[:, list(m.classes_).index(1.0)]
             rate[k] = yv[a].mean()
@@ -307,12 +431,13 @@ def evaluate_classifier(
     prob_s = pd.Series(prob, index=hidx, name="prob_up")
     assessment = assess_holdout(yv[ho], prob_s, rate, df["__past"].to_numpy()[ho], df["__fwd"].to_numpy()[ho],
                                 fee_bps=s.fee_bps, periods_per_year=PERIODS_PER_YEAR[gran], n_boot=n_boot, seed=s.seed)
-    rows = {**counts, "train": len(tr), "embargo": h, "holdout": len(ho)}
+    rows = {**counts, "train": len(tr), "embargo": h, "holdout": len(ho), "pooled_train": len(Xt) - len(tr)}
     return ClassifierEvaluation(
         name=name, family=family, params=params, calibration=method, scoring=scoring, horizon=h, seed=s.seed, rows=rows,
         train_period=(str(df.index[tr[0]]), str(df.index[tr[-1]])), holdout_period=(str(hidx[0]), str(hidx[-1])),
         selection=sel, calibration_losses=cal, folds=_fold_table(df.index, yv, splits), prob=prob_s,
-        y=pd.Series(yv[ho], index=hidx, name="target"), assessment=assessment, runtime_s=round(time.perf_counter() - t0, 2))
+        y=pd.Series(yv[ho], index=hidx, name="target"), assessment=assessment, runtime_s=round(time.perf_counter() - t0, 2),
+        features=feats, pool=pool_counts, selection_rule=selection)
 
 # %% ../nbs/07_classify.ipynb #6a905bbd
 TRUSTED_TYPES = [
@@ -363,25 +488,37 @@ def fit_final_model(
     ensemble: bool = True,  # ... and whether their soft vote is a candidate
     scoring: str = "log_loss",  # selection loss when nothing is given
     n_threads: int = 1,  # native threads
+    pool: dict | None = None,  # other series to train on too (required when the evaluation was pooled); see `pool_rows`
+    selection: str = "prefer_ensemble",  # candidate rule when nothing is given
     **meta,  # extra metadata (coin, granularity, data source, ...)
 ) -> DirectionModel:
     "Fit the model to register on all usable rows, with the evaluation's (or the given, or freshly selected) choices."
     s = settings or load_settings()
     h = evaluation.horizon if evaluation is not None and horizon is None else (s.horizon if horizon is None else horizon)
-    df, counts = prepare_rows(X, y, horizon=h, usable=usable)
-    feats = list(X.columns)
-    Xa, ya = df[feats], df["__y"]
-    inner = None
+    name = evaluation.name if evaluation is not None else str(meta.get("coin", ""))
+    pool = _others(pool, name)
+    if evaluation is not None and sorted(evaluation.pool) != sorted(pool or {}):
+        raise CryptopredError(f"the evaluation of {name or 'this series'} was " + (
+            f"pooled with {', '.join(sorted(evaluation.pool))}: pass the same pool= to fit_final_model" if evaluation.pool
+            else "not pooled: fit the final model without pool= (or evaluate with it)")
+            + (f" (got {', '.join(sorted(pool))})" if pool else ""))
+    feats, pooled, pool_counts = list(X.columns), None, {}
+    if pool: feats, pooled, pool_counts = pool_rows(pool, feats, h)
+    df, counts = prepare_rows(X[feats], y, horizon=h, usable=usable)
+    Xa, ya = training_rows(df, feats, name, pooled)
+    by_time, inner = pooled is not None, None
     with threadpool_limits(n_threads):
         if evaluation is not None: family, params, calibration = evaluation.family, evaluation.params, evaluation.calibration
         elif family is None:
-            family, params, calibration, sel, _ = _select(Xa, ya, list(families or FAMILIES), WalkForwardCV(s.cv_folds, embargo=h),
-                                                          s.search_budget, scoring, s.seed, CALIBRATIONS, h, ensemble)
+            family, params, calibration, sel, _ = _select_once(
+                Xa, ya, list(families or DEFAULT_FAMILIES), WalkForwardCV(s.cv_folds, embargo=h, by_time=by_time),
+                s.search_budget, scoring, s.seed, CALIBRATIONS, h, ensemble, selection, remember=by_time)
             inner = float(sel.loc[family, "loss"])
-        est = calibrated(make_pipeline(family, params, s.seed), calibration or "none", h).fit(Xa, ya)
+        est = _fit_once(Xa, ya, family, params, calibration or "none", h, s.seed, by_time, remember=by_time)
     md = {"family": family, "params": params or {}, "calibration": calibration or "none", "horizon": h, "seed": s.seed,
-          "features": feats, "train_start": str(df.index[0]), "train_end": str(df.index[-1]), "rows": counts,
-          "up_rate": float(ya.mean()), "sklearn_version": sklearn.__version__,
+          "features": feats, "train_start": str(Xa.index[0]), "train_end": str(df.index[-1]), "rows": counts,
+          "up_rate": float(df["__y"].mean()), "sklearn_version": sklearn.__version__,
+          "pool": pool_counts, "pooled_rows": len(Xa) - len(df),
           "inner_loss": inner if evaluation is None else float(evaluation.selection.loc[family, "loss"]),
           "holdout": None if evaluation is None else evaluation.assessment.summary(), **meta}
     return DirectionModel(est, feats, md)
@@ -401,7 +538,7 @@ def evaluation_table(
     "One row per series: model, AUC, accuracy vs the best baseline, p-value, Brier skill, ECE, backtest vs buy-and-hold."
     rows = []
     for s in summaries:
-        rows.append({"coin": s["name"], "model": f"{s['family']} ({s['calibration']})",
+        rows.append({"coin": s["name"], "model": f"{'pooled ' if s.get('pool') else ''}{s['family']} ({s['calibration']})",
                      "holdout": f"{s['holdout_start'][:10]} → {s['holdout_end'][:10]} ({s['n_holdout']})",
                      "ROC-AUC [95% CI]": _ci(s, "roc_auc"), "accuracy [95% CI]": _ci(s, "accuracy"),
                      "best baseline": f"{s['best_baseline']} {s['best_baseline_accuracy']:.3f}",
@@ -427,3 +564,240 @@ def evaluation_markdown(
               f"{sum(s['p_value'] < 0.05 for s in summaries)}/{n}; long/flat beats buy-and-hold on "
               f"{sum(s['backtest_total_return'] > s['backtest_buy_hold_return'] for s in summaries)}/{n}."]
     return "\n".join(lines)
+
+# %% ../nbs/07_classify.ipynb #10d3ccab
+class RealDataError(CryptopredError):
+    "The real-data folder, or a file in it, cannot be used for the evaluation."
+
+def real_daily_coins(
+    data_dir: Path | str,  # the real-data folder
+) -> list[str]:
+    "The coins with a `<coin>_daily.csv` file in `data_dir`, sorted."
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise RealDataError(f"real-data folder {folder} does not exist: the real-data evaluation needs the daily CSV "
+                            "exports (<coin>_daily.csv, see SOURCES.md); set CRYPTOPRED_REAL_DATA_DIR or pass data_dir")
+    coins = sorted(p.name.removesuffix("_daily.csv") for p in folder.glob("*_daily.csv"))
+    if not coins: raise RealDataError(f"real-data folder {folder} holds no <coin>_daily.csv file")
+    return coins
+
+def read_real_daily(
+    data_dir: Path | str,  # the real-data folder
+    coins: Sequence[str],  # coins to read
+) -> dict[str, pd.DataFrame]:
+    "Each coin's rows (timestamp, price, market_cap, total_volume) from `<coin>_daily.csv`, read in place."
+    have, out = real_daily_coins(data_dir), {}
+    for c in coins:
+        if c not in have: raise RealDataError(f"{c}: no {c}_daily.csv in {data_dir} (found: {', '.join(have)})")
+        path = Path(data_dir) / f"{c}_daily.csv"
+        raw = read_price_csv(path)
+        bad = raw.index[raw["problem"] != ""]
+        if len(bad): raise RealDataError(f"{path}: {len(bad)} unreadable row(s), the first on line {bad[0] + 2}: "
+                                         f"{raw.loc[bad[0], 'problem']}")
+        out[c] = raw.drop(columns="problem")
+    return out
+
+# %% ../nbs/07_classify.ipynb #dd59ac47
+REAL_PROTOCOL = {
+    "pooled": True,  # train on all coins' rows (up to each training cut), judge each coin on its own holdout
+    "families": DEFAULT_FAMILIES,  # logistic regression and random forest, and their ensemble
+    "selection": "prefer_ensemble",  # the ensemble unless a family beats it by more than one standard error
+    "refit_every": None,  # refit through the holdout every this many days (None: one fit at the holdout start)
+    "train_start": "2017-01-01",  # older CoinGecko history is sparse (SOURCES.md)
+}
+
+# %% ../nbs/07_classify.ipynb #1ff33606
+def coin_inputs(
+    frame: pd.DataFrame,  # one coin's `build_panel` / `build_features` frame
+    train_start=None,  # first row to use (None: all)
+) -> tuple[pd.DataFrame, pd.Series, pd.Series, pd.Series]:
+    "`(X, y, one-step forward log return, usable)` of one coin for `evaluate_classifier`."
+    f = frame if train_start is None else frame[frame.index >= pd.Timestamp(train_start, tz=frame.index.tz)]
+    if f.empty: raise RealDataError(f"no rows from {train_start} on")
+    fwd1 = (f["log_price"].shift(-1) - f["log_price"]).rename("forward_return")
+    return f[feature_columns(f, drop_empty=True)], f["target"], fwd1, f["usable"]
+
+# %% ../nbs/07_classify.ipynb #c51b62ed
+@dataclass
+class RealDataEvaluation:
+    "The outcome of `real_data_evaluation`: one `ClassifierEvaluation` per coin and what was run."
+    evaluations: dict[str, ClassifierEvaluation]  # coin -> its evaluation
+    protocol: dict  # the arguments that defined the protocol
+    data_dir: str  # where the data came from
+    wall_time_s: float  # wall time of the whole evaluation
+
+    def summaries(self) -> list[dict]: return [e.summary() for e in self.evaluations.values()]
+
+def _evaluate_coin(coin, inputs, kw):
+    X, y, r, u = inputs
+    return evaluate_classifier(X, y, r, usable=u, name=coin, **kw)
+
+def real_data_evaluation(
+    data_dir: Path | str | None = None,  # folder of `<coin>_daily.csv` files (default: Settings.real_data_dir)
+    coins: Sequence[str] | str | None = None,  # coins to evaluate (a list or "a,b"; default: every daily file)
+    holdout_start: str = "2022-01-01",  # first holdout day; never used for tuning or design decisions
+    budget: int | None = None,  # hyper-parameter candidates per family (default: Settings.search_budget)
+    seed: int | None = None,  # random seed (default: Settings.seed)
+    settings: Settings | None = None,  # cv_folds, horizon, fee_bps, ...
+    n_boot: int = 1000,  # bootstrap resamples per coin
+    n_jobs: int = 1,  # worker processes for the per-coin protocols
+    data_end: str | None = None,  # use only data before this day (a validation run ends before the real holdout)
+    **protocol,  # overrides of REAL_PROTOCOL (pooled, families, selection, refit_every, train_start)
+) -> RealDataEvaluation:
+    "The walk-forward protocol on every real daily series: one holdout evaluation per coin."
+    t0 = time.perf_counter()
+    s = settings or load_settings()
+    if budget is not None or seed is not None:
+        s = s.model_copy(update={k: v for k, v in {"search_budget": budget, "seed": seed}.items() if v is not None})
+    if s.search_budget < 1: raise RealDataError(f"budget must be at least 1, got {s.search_budget}")
+    unknown = set(protocol) - set(REAL_PROTOCOL)
+    if unknown: raise RealDataError(f"unknown protocol setting(s) {sorted(unknown)} (known: {', '.join(REAL_PROTOCOL)})")
+    proto = {**REAL_PROTOCOL, **protocol}
+    folder = Path(data_dir or s.real_data_dir)
+    available = real_daily_coins(folder)
+    coins = [c.strip() for c in coins.split(",")] if isinstance(coins, str) else list(coins or available)
+    if proto["pooled"] and len(coins) < 2: raise RealDataError("a pooled evaluation needs at least two coins")
+    frames = read_real_daily(folder, coins)
+    if data_end is not None: frames = {c: f[f["timestamp"] < pd.Timestamp(data_end, tz="UTC")] for c, f in frames.items()}
+    panel = build_panel(frames, "daily", settings=s)
+    inputs = {c: coin_inputs(panel[c], proto["train_start"]) for c in coins}
+    kw = dict(settings=s, horizon=s.horizon, granularity="daily", families=list(proto["families"]),
+              holdout_start=holdout_start, refit_every=proto["refit_every"], selection=proto["selection"],
+              n_boot=n_boot, pool=inputs if proto["pooled"] else None)
+    if n_jobs > 1 and not proto["pooled"]:
+        done = Parallel(n_jobs=n_jobs)(delayed(_evaluate_coin)(c, inputs[c], kw) for c in coins)
+    else: done = [_evaluate_coin(c, inputs[c], kw) for c in coins]
+    evs = dict(zip(coins, done, strict=True))
+    return RealDataEvaluation(evs, {**proto, "families": list(proto["families"]), "holdout_start": holdout_start,
+                                    "budget": s.search_budget, "seed": s.seed, "cv_folds": s.cv_folds,
+                                    "horizon": s.horizon, "n_boot": n_boot, "fee_bps": s.fee_bps, "data_end": data_end},
+                              str(folder), round(time.perf_counter() - t0, 1))
+
+# %% ../nbs/07_classify.ipynb #4d14a529
+def _iv(s: dict, k: str) -> dict: return {"value": s[k], "lo": s[f"{k}_lo"], "hi": s[f"{k}_hi"]}
+
+def real_data_metrics(
+    result: RealDataEvaluation,  # what `real_data_evaluation` returned
+    alarm: float = 0.6,  # holdout accuracy above which leakage is suspected
+) -> dict:
+    "The numbers of the evaluation for metrics.json: per coin (holdout, baselines, backtest, params) and a summary."
+    S = result.summaries()
+    hold = {s["name"]: {"model": ("pooled " if s["pool"] else "") + s["family"], "calibration": s["calibration"],
+                        "n_holdout": s["n_holdout"], "roc_auc": _iv(s, "roc_auc"), "accuracy": _iv(s, "accuracy"),
+                        "best_baseline": s["best_baseline"], "best_baseline_accuracy": s["best_baseline_accuracy"],
+                        "accuracy_gain": _iv(s, "accuracy_gain"), "p_value": s["p_value"],
+                        "brier_skill": _iv(s, "brier_skill"), "ece": s["ece"], "log_loss": s["log_loss"]} for s in S}
+    base = {s["name"]: {b: s[f"{b}_accuracy"] for b in ("majority", "always_up", "momentum")} for s in S}
+    bt = {s["name"]: {"return": s["backtest_total_return"], "buy_hold_return": s["backtest_buy_hold_return"],
+                      "sharpe": s["backtest_sharpe"], "buy_hold_sharpe": s["backtest_buy_hold_sharpe"],
+                      "max_drawdown": s["backtest_max_drawdown"], "buy_hold_max_drawdown": s["backtest_buy_hold_max_drawdown"],
+                      "trades": s["backtest_n_trades"], "exposure": s["backtest_exposure"]} for s in S}
+    n = len(S)
+    summary = {"coins": n, "mean_roc_auc": float(np.mean([s["roc_auc"] for s in S])),
+               "positive_brier_skill": sum(s["brier_skill"] > 0 for s in S),
+               "beats_best_baseline": sum(s["p_value"] < 0.05 and s["accuracy"] <= alarm for s in S),
+               "beats_buy_hold": sum(s["backtest_total_return"] > s["backtest_buy_hold_return"] for s in S),
+               "max_accuracy": float(max(s["accuracy"] for s in S)), "leakage_alarms": sum(s["accuracy"] > alarm for s in S)}
+    return {"holdout": hold, "baselines": base, "backtest": bt,
+            "params": {s["name"]: {"family": s["family"], "calibration": s["calibration"], **_flat_params(s["params"])} for s in S},
+            "runtime_s": {s["name"]: s["runtime_s"] for s in S}, "summary": summary,
+            "protocol": result.protocol, "data_dir": result.data_dir, "wall_time_s": result.wall_time_s}
+
+def _flat_params(p: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in p.items():
+        if isinstance(v, dict): out.update(_flat_params(v, f"{prefix}{k}."))
+        else: out[f"{prefix}{k}"] = v
+    return out
+
+# %% ../nbs/07_classify.ipynb #dba3a391
+def plot_auc_by_coin(
+    summaries: Sequence[dict],  # `ClassifierEvaluation.summary()` of each series
+    title: str = "Holdout ROC-AUC and Brier skill per coin",
+) -> Figure:
+    "ROC-AUC with its 95% interval (left) and Brier skill with its interval (right) per series."
+    fig = Figure(figsize=(9, 0.45 * len(summaries) + 1.5), layout="constrained")
+    names = [s["name"] for s in summaries]
+    for ax, k, ref in zip(fig.subplots(1, 2, sharey=True), ("roc_auc", "brier_skill"), (0.5, 0.0), strict=True):
+        v = np.array([s[k] for s in summaries]); lo = np.array([s[f"{k}_lo"] for s in summaries])
+        hi = np.array([s[f"{k}_hi"] for s in summaries])
+        ax.errorbar(v, range(len(v)), xerr=[v - lo, hi - v], fmt="o", capsize=3)
+        ax.axvline(ref, color="k", ls=":"); ax.set_xlabel(k.replace("_", " "))
+    fig.axes[0].set_yticks(range(len(names)), names); fig.axes[0].invert_yaxis(); fig.suptitle(title)
+    return fig
+
+# %% ../nbs/07_classify.ipynb #eafc6c8a
+def _link(path: Path, base: Path | None) -> str:
+    if base is None: return str(path)
+    try: return os.path.relpath(path, base)
+    except ValueError: return str(path)
+
+def real_data_markdown(
+    result: RealDataEvaluation,  # what `real_data_evaluation` returned
+    run_dir: Path | str | None = None,  # the run folder holding metrics.json and the figures
+    report_dir: Path | str | None = None,  # folder of the Markdown file (figure links are relative to it)
+    alarm: float = 0.6,  # leakage alarm threshold on holdout accuracy
+) -> str:
+    "The real-data report: summary, per-coin table, protocol, figures."
+    S, m, p = result.summaries(), real_data_metrics(result, alarm), result.protocol
+    sm, n = m["summary"], len(S)
+    worse = [s["name"] for s in S if s["p_value"] >= 0.05]
+    neg = [s["name"] for s in S if s["brier_skill"] <= 0]
+    ho = S[0]
+    run = Path(run_dir) if run_dir is not None else None
+    src = f"run `{run.name}` (`{_link(run / 'metrics.json', report_dir)}`)" if run else "a direct call"
+    goal = "meets" if sm["mean_roc_auc"] >= 0.54 and sm["positive_brier_skill"] > n / 2 else "does not meet"
+    lines = [
+        "# Real-data evaluation of the direction classifier", "",
+        f"Written by `make evaluate-real` from {src}; {n} daily series from `{result.data_dir}` (CoinGecko exports, "
+        f"see its SOURCES.md), used from {p['train_start']}. Holdout {ho['holdout_start'][:10]} → "
+        f"{ho['holdout_end'][:10]}: never used for tuning, model selection or any design decision. Wall time "
+        f"{result.wall_time_s:.0f} s.", "",
+        "## Summary", "",
+        f"Mean holdout ROC-AUC **{sm['mean_roc_auc']:.3f}**; Brier skill (against the training up-rate) positive on "
+        f"**{sm['positive_brier_skill']}/{n}** coins; accuracy beats the best naive baseline at the 5% level on "
+        f"**{sm['beats_best_baseline']}/{n}**; the long/flat backtest (fees {p['fee_bps']:g} bps per side) ends above "
+        f"buy-and-hold on **{sm['beats_buy_hold']}/{n}**. Against the goal (mean AUC ≥ 0.54 with positive Brier skill "
+        f"on most coins) this {goal} it.", "",
+        f"Where the model does **not** beat the best baseline (p ≥ 0.05): {', '.join(worse) or 'nowhere'}. "
+        f"Brier skill zero or negative (no better than the base rate): {', '.join(neg) or 'none'}.", "",
+        f"Leakage check: the highest holdout accuracy is {sm['max_accuracy']:.3f}; "
+        + (f"**{sm['leakage_alarms']} coin(s) exceed {alarm:.0%}: a leakage alarm to investigate, not a result.**"
+           if sm["leakage_alarms"] else f"none exceeds {alarm:.0%}, the level at which leakage would be suspected."), "",
+        "## Per coin", "", evaluation_markdown(S, alarm), "",
+        "Intervals are 95% circular block-bootstrap intervals; the p-value is the paired block-bootstrap test of the "
+        "model's accuracy against the best of majority class, always-up and momentum (chosen after the fact).", "",
+        "## Protocol", "",
+        f"- {'Pooled: every coin trained on all coins’ rows up to its training cut' if p['pooled'] else 'One model per coin'}; "
+        f"families {', '.join(p['families'])} and their soft-vote ensemble; selection rule `{p['selection']}`; "
+        f"{p['budget']} candidates per family on {p['cv_folds']} walk-forward folds by time (embargo {p['horizon']} day); "
+        f"calibration chosen among none / sigmoid / isotonic on the same folds; seed {p['seed']}.",
+        f"- Target: direction over {p['horizon']} day(s). "
+        + ("Refit every " + str(p["refit_every"]) + " days through the holdout." if p["refit_every"] else
+           "One fit at the holdout start (no refit through the holdout)."),
+        f"- {p['n_boot']} bootstrap resamples per coin. Runtime per coin"
+        + (" (pooled: the first coin makes the selection and the fits every coin shares)" if p["pooled"] else "") + ": "
+        + ", ".join(f"{c} {t:.0f} s" for c, t in m["runtime_s"].items()) + ".", ""]
+    if run is not None:
+        per_coin = ["{}: {}".format(s["name"], ", ".join(f"[{k}]({_link(run / (s['name'] + '_' + k + '.png'), report_dir)})"
+                                                         for k in ("roc", "calibration", "confusion", "backtest"))) for s in S]
+        lines += ["## Figures", "", f"In the run folder (linked, not embedded: runs stay outside the repository): "
+                  f"[ROC-AUC and Brier skill per coin]({_link(run / 'auc_by_coin.png', report_dir)}); per coin "
+                  + "; ".join(per_coin) + ".", ""]
+    return "\n".join(lines)
+
+def write_real_data_report(
+    result: RealDataEvaluation,  # what `real_data_evaluation` returned
+    path: Path | str,  # the Markdown file to write (e.g. reports/real_data_evaluation.md)
+    run_dir: Path | str | None = None,  # the run folder (figures and metrics.json are linked from the report)
+) -> Path:
+    "Write the report atomically (temp file + rename); saves the figures into `run_dir` when given."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    if run_dir is not None:
+        save_figure(run_dir, plot_auc_by_coin(result.summaries()), "auc_by_coin")
+        for coin, ev in result.evaluations.items():
+            for kind, fig in ev.figures().items(): save_figure(run_dir, fig, f"{coin}_{kind}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(real_data_markdown(result, run_dir, path.parent) + "\n")
+    os.replace(tmp, path)
+    return path

@@ -108,11 +108,11 @@ def check_splits(
 
 # %% ../nbs/05_evaluate.ipynb #6b6f2ad7
 class WalkForwardCV:
-    "A scikit-learn CV splitter producing `walk_forward_splits` folds."
+    "A scikit-learn CV splitter producing `walk_forward_splits` folds (over rows, or over the distinct times of X's index)."
     def __init__(self, n_folds: int = 5, test_size: int | None = None, embargo: int = 1, expanding: bool = True,
-                 min_train: int | None = None):
+                 min_train: int | None = None, by_time: bool = False):
         self.n_folds, self.test_size, self.embargo = n_folds, test_size, embargo
-        self.expanding, self.min_train = expanding, min_train
+        self.expanding, self.min_train, self.by_time = expanding, min_train, by_time
 
     @property
     def n_splits(self) -> int: return self.n_folds
@@ -120,10 +120,17 @@ class WalkForwardCV:
     def get_n_splits(self, X=None, y=None, groups=None) -> int: return self.n_folds
 
     def split(self, X, y=None, groups=None):
-        yield from walk_forward_splits(len(X), self.n_folds, self.test_size, self.embargo, self.expanding, self.min_train)
+        if not getattr(self, "by_time", False):
+            yield from walk_forward_splits(len(X), self.n_folds, self.test_size, self.embargo, self.expanding, self.min_train)
+            return
+        if not hasattr(X, "index"): raise EvaluationError("by_time folds need X with a time index (a DataFrame)")
+        times, pos = np.unique(np.asarray(X.index), return_inverse=True)
+        for a, b in walk_forward_splits(len(times), self.n_folds, self.test_size, self.embargo, self.expanding, self.min_train):
+            yield np.flatnonzero((pos >= a[0]) & (pos <= a[-1])), np.flatnonzero((pos >= b[0]) & (pos <= b[-1]))
 
     def __repr__(self) -> str:
-        return f"WalkForwardCV(n_folds={self.n_folds}, embargo={self.embargo}, expanding={self.expanding})"
+        by = ", by_time=True" if getattr(self, "by_time", False) else ""
+        return f"WalkForwardCV(n_folds={self.n_folds}, embargo={self.embargo}, expanding={self.expanding}{by})"
 
 # %% ../nbs/05_evaluate.ipynb #228a6e0f
 def holdout_split(

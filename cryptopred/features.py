@@ -15,10 +15,10 @@ from .preprocess import PreprocessError, clean, grid_step, resolve_settings
 
 # %% auto #0
 __all__ = ['SCALE', 'MA_PERIODS', 'VOL_PERIODS', 'RSI_PERIOD', 'MACD_PERIODS', 'BB_PERIOD', 'BB_K', 'VOLUME_Z_PERIOD', 'BTC_COIN',
-           'BTC_VOL_PERIOD', 'OPTIONAL_FEATURES', 'NON_FEATURES', 'steps', 'sma', 'ema', 'rsi_from_changes', 'rsi',
-           'macd', 'bollinger_pctb', 'return_features', 'trend_features', 'market_features', 'calendar_features',
-           'cross_asset_block', 'direction_target', 'warmup_steps', 'steps_since_missing', 'build_features',
-           'feature_columns', 'build_panel']
+           'BTC_VOL_PERIOD', 'REGIME_PERIOD', 'MOMENTUM_PERIODS', 'OPTIONAL_FEATURES', 'NON_FEATURES', 'steps', 'sma',
+           'ema', 'rsi_from_changes', 'rsi', 'macd', 'bollinger_pctb', 'return_features', 'trend_features',
+           'regime_features', 'market_features', 'calendar_features', 'cross_asset_block', 'direction_target',
+           'warmup_steps', 'steps_since_missing', 'build_features', 'feature_columns', 'build_panel']
 
 # %% ../nbs/04_features.ipynb #f6b9c589
 SCALE = {"daily": 1, "hourly": 24}  # steps per day
@@ -30,6 +30,8 @@ BB_PERIOD, BB_K = 20, 2.0
 VOLUME_Z_PERIOD = 30
 BTC_COIN = "bitcoin"
 BTC_VOL_PERIOD = 7
+REGIME_PERIOD = 30  # days: drawdown / run-up window, and the volatility that scales returns
+MOMENTUM_PERIODS = (7, 30)  # days: volatility-scaled momentum
 
 def steps(periods: int, granularity: str) -> int:
     "Number of grid steps covering `periods` days at `granularity`."
@@ -95,6 +97,22 @@ def trend_features(c: pd.DataFrame, granularity: str) -> dict[str, pd.Series]:
     out["bb_pctb"] = bollinger_pctb(p, steps(BB_PERIOD, granularity), BB_K)
     return out
 
+# %% ../nbs/04_features.ipynb #c271f7d3
+def regime_features(c: pd.DataFrame, granularity: str) -> dict[str, pd.Series]:
+    "Volatility ratio, drawdown / run-up over 30 days, and returns and momentum in units of the recent volatility."
+    r, lp = c["log_return_winsorized"], np.log(c["price"])
+    n7, n = steps(7, granularity), steps(REGIME_PERIOD, granularity)
+    vol = r.rolling(n, min_periods=n).std()
+    vol = vol.where(vol > 0)  # per step; a flat window has no scale
+    out = {"vol_ratio_7_30": r.rolling(n7, min_periods=n7).std() / vol,
+           f"drawdown_{REGIME_PERIOD}": lp - lp.rolling(n, min_periods=n).max(),
+           f"runup_{REGIME_PERIOD}": lp - lp.rolling(n, min_periods=n).min(),
+           "ret_z_1": r / vol}
+    for p in MOMENTUM_PERIODS:
+        k = steps(p, granularity)
+        out[f"mom_z_{p}"] = (lp - lp.shift(k)) / (vol * np.sqrt(k))
+    return out
+
 # %% ../nbs/04_features.ipynb #363b042a
 def market_features(c: pd.DataFrame, granularity: str) -> dict[str, pd.Series]:
     "Volume z-score, volume / market cap and market-cap log change (NaN where unknown)."
@@ -157,7 +175,8 @@ def steps_since_missing(price: pd.Series) -> np.ndarray:
 # %% ../nbs/04_features.ipynb #82c802c3
 def _assemble(c: pd.DataFrame, granularity: str, fs: FeatureSettings, btc_block: pd.DataFrame | None) -> pd.DataFrame:
     cols = {**return_features(c, granularity, fs.n_lags), **trend_features(c, granularity),
-            **market_features(c, granularity), **calendar_features(c.index, granularity)}
+            **regime_features(c, granularity), **market_features(c, granularity),
+            **calendar_features(c.index, granularity)}
     if btc_block is not None: cols.update(btc_block.reindex(c.index))
     df = pd.DataFrame(cols, index=c.index).astype("float64")
     observed = c["price"].where(~c["filled"])

@@ -149,6 +149,8 @@ TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset({
     "sklearn.model_selection._split.TimeSeriesSplit",
     "sklearn.model_selection._split.KFold",
     "sklearn.model_selection._split.StratifiedKFold",
+    "cryptopred.evaluate.WalkForwardCV",
+    "sklearn.utils._bunch.Bunch",
     "numpy.dtype",
 })
 TRUSTED_CLASSES: frozenset[str] = frozenset({"cryptopred.forecast:ProphetForecaster", "cryptopred.classify:DirectionModel"})

@@ -14,20 +14,21 @@ from cryptopred.classify import demo_direction_data, evaluate_classifier, fit_fi
 from cryptopred.config import load_settings
 
 FITS: list[tuple[int, int]] = []  # (first, last) row number seen by every fit of the spy
+SIZES: list[int] = []  # rows seen by every fit of the spy
 
 
 class SpyLogistic(LogisticRegression):
     "A real logistic regression that records which rows (by the `row` feature) each fit saw."
     def fit(self, X, y, sample_weight=None):
         rows = np.asarray(X)[:, 0]
-        FITS.append((int(rows.min()), int(rows.max())))
+        FITS.append((int(rows.min()), int(rows.max()))); SIZES.append(len(rows))
         return super().fit(X, y, sample_weight=sample_weight)
 
 
 @pytest.fixture
 def spy(monkeypatch):
     "Register the spy family; scaling becomes the identity so the spy sees raw row numbers."
-    FITS.clear()
+    FITS.clear(); SIZES.clear()
     monkeypatch.setitem(C.FAMILIES, "spy", lambda seed: SpyLogistic(C=1.0, max_iter=500))
     monkeypatch.setitem(C.SEARCH_SPACES, "spy", {"C": [0.1, 1.0]})
     monkeypatch.setattr(C, "StandardScaler", lambda: FunctionTransformer())
@@ -66,6 +67,28 @@ def test_walk_forward_refits_only_learn_from_the_past(spy):
                               refit_every=30, horizon=2, expanding=False, n_boot=50)
     sizes = {last - first + 1 for first, last in spy[-len(ev2.folds):]}
     assert sizes == {ev2.rows["train"]}  # sliding window of the training part's length
+
+
+@pytest.mark.parametrize("calibration", ["none", "isotonic"])
+def test_pooled_fits_never_see_the_holdout_of_any_series(spy, calibration):
+    "Three series on one clock (the spy's first feature is the day number): no fit ever sees a day it should not."
+    origin = pd.Timestamp("2020-01-01", tz="UTC")
+    pool = {}
+    for i, start in enumerate(["2020-01-01", "2020-01-01", "2020-02-15"]):
+        X, y, r = demo_direction_data(500, seed=20 + i, start=start)
+        day = pd.Series((X.index - origin).days.astype(float), index=X.index, name="row")
+        pool[f"s{i}"] = (pd.concat([day, X], axis=1), y, r)
+    ev = evaluate_classifier(*pool["s0"], settings=_small(), families=["spy"], calibrations=(calibration,), horizon=3,
+                             refit_every=40, n_boot=50, name="s0", pool=pool)
+    k = 1 if calibration == "none" else 3  # a calibrated model fits one model per calibration fold
+    first_holdout = (pd.Timestamp(ev.holdout_period[0]) - origin).days
+    selection, refits = spy[:-len(ev.folds) * k], spy[-len(ev.folds) * k:]
+    assert max(last for _, last in selection) < first_holdout - 3  # tuning and calibration choice: before the embargo
+    for j, (_, block) in enumerate(ev.folds.iterrows()):
+        start = (block["test_start"] - origin).days
+        assert max(last for _, last in refits[j * k:(j + 1) * k]) < start - 3  # every refit: before its block's embargo
+    assert max(SIZES) > ev.rows["train"] + ev.rows["holdout"]  # the other series' rows were used
+    assert ev.rows["pooled_train"] > 0 and set(ev.pool) == {"s1", "s2"}
 
 
 def test_same_seed_same_models_and_metrics(monkeypatch):
@@ -111,3 +134,20 @@ def test_final_model_serves_the_newest_row(real_data_dir):
     p = m.predict_proba(X.tail(1))  # the newest row has features but no target yet
     assert p.shape == (1,) and 0.2 < p[0] < 0.8
     assert m.metadata["train_end"] == str(X.index[-2]) and m.metadata["coin"] == "ethereum"
+
+
+@pytest.mark.parametrize("calibration", ["none", "sigmoid"])
+def test_pooled_ensemble_round_trips_through_the_registry(tmp_path, calibration):
+    "The default model (pooled soft-vote ensemble, calibrated or not) is accepted and loaded with the registry's lists."
+    from cryptopred.registry import ModelRegistry
+    pool = {f"s{i}": demo_direction_data(300, seed=30 + i) for i in range(3)}
+    s = _small()
+    m = fit_final_model(*pool["s0"][:2], settings=s, family="ensemble", calibration=calibration, pool=pool, coin="s0",
+                        params={"logistic": {"C": 0.1}, "random_forest": {"n_estimators": 10}})
+    reg = ModelRegistry(root=tmp_path / "models", settings=s)
+    v = reg.register("classifier", "s0", "daily", m, horizon=1, data_source="simulated", data_hash="0" * 64,
+                     train_start=m.metadata["train_start"], train_end=m.metadata["train_end"], features=m.features)
+    loaded = reg.load("classifier", "s0", "daily", v).model
+    X1 = pool["s1"][0].tail(5)  # a pooled model serves every coin of its pool
+    np.testing.assert_allclose(loaded.predict_proba(X1), m.predict_proba(X1))
+    assert loaded.metadata["pool"] == m.metadata["pool"] and set(m.metadata["pool"]) == {"s1", "s2"}

@@ -65,7 +65,8 @@ def test_indicators_match_ta(name, scale):
 
 DAILY = ["ret_lag_1", "ret_lag_2", "ret_lag_3", "ret_lag_4", "ret_lag_5", "vol_7", "vol_30", "sma_rel_7", "ema_rel_7",
          "sma_rel_14", "ema_rel_14", "sma_rel_30", "ema_rel_30", "rsi_14", "macd_line", "macd_signal", "macd_hist",
-         "bb_pctb", "volume_z", "volume_mcap", "mcap_change", "dow_sin", "dow_cos", "month_sin", "month_cos"]
+         "bb_pctb", "vol_ratio_7_30", "drawdown_30", "runup_30", "ret_z_1", "mom_z_7", "mom_z_30", "volume_z",
+         "volume_mcap", "mcap_change", "dow_sin", "dow_cos", "month_sin", "month_cos"]
 
 
 def test_feature_names():
@@ -101,6 +102,16 @@ def test_features_against_an_independent_recomputation(granularity, n):
     m = ta.trend.MACD(np.log(p), window_slow=26 * s, window_fast=12 * s, window_sign=9 * s)
     close(f["macd_line"], m.macd()); close(f["macd_signal"], m.macd_signal()); close(f["macd_hist"], m.macd_diff())
     close(f["bb_pctb"], ta.volatility.BollingerBands(p, 20 * s, 2).bollinger_pband())
+    step_vol = pd.Series(roll) / np.sqrt(s)  # 30-day volatility per step (the last `roll` above)
+    vol7 = np.array([np.std(r[i - 7 * s + 1:i + 1], ddof=1) if i >= 7 * s else np.nan for i in range(n)])
+    close(f["vol_ratio_7_30"], vol7 / step_vol, 1e-10)
+    lp = np.log(p)
+    close(f["drawdown_30"], lp - np.array([lp[max(i - 30 * s + 1, 0):i + 1].max() if i >= 30 * s - 1 else np.nan
+                                          for i in range(n)]), 1e-12)
+    close(f["runup_30"], lp - lp.rolling(30 * s).min(), 1e-12)
+    close(f["ret_z_1"], r / step_vol, 1e-10)
+    for q in (7, 30):
+        close(f[f"mom_z_{q}"], (lp - lp.shift(q * s)) / (step_vol * np.sqrt(q * s)), 1e-10)
     lv = np.log(df["total_volume"])
     z = (lv - lv.rolling(30 * s, min_periods=15 * s).mean()) / lv.rolling(30 * s, min_periods=15 * s).std()
     close(f["volume_z"], z)

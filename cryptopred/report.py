@@ -921,7 +921,7 @@ PROSE: dict[str, list[tuple[str, list | None]]] = {
     "3.5": [("11_serve", None),
             ("11_serve", ["Architecture", ("Loading and hot-reloading models", 1), ("The routes", 1, "The API"), ("Latency", 1),
                           "Deployment"])],
-    "3.6": [("10_monitor", ["Serving health", ("Alerts", 2)])],
+    "3.6": [("10_monitor", [("Serving health", [0, 1, 2, 3, 5]), ("Alerts", 2)])],
     "4": [("13_schedule", None),
           ("13_schedule", [("Jobs and their schedules", [0, 1]), ("Retraining", [0, 2])]),
           ("10_monitor", [("Data drift", 1), ("Counting autocorrelated rows honestly", [0, 1]), ("Concept drift", 1),
@@ -1110,6 +1110,10 @@ def findings(ctx: ReportContext) -> str:
                    f"{fmt_agg(demo, [f'drift.{c}.status' for c in cs], 'count_eq:DRIFT')} of "
                    f"{fmt_agg(demo, [f'drift.{c}.status' for c in cs], 'len')} coins, raised the alerts and retrained; "
                    f"the loop closed: {fmt_metric(demo, 'closed', 'yesno')}.")
+    run = ctx.benchmark("run")
+    if run and has_metric(run, "rows.0.time_median_s"):
+        out.append(f"**Reproduction**: `make run` took {fmt_metric(run, 'rows.0.time_median_s', '{:.0f}')} s from a set-up "
+                   f"virtualenv to a served app on this 2-core machine (goal {fmt_metric(run, 'rows.0.goal')}; Appendix B).")
     serve = ctx.benchmark("serve")
     lv = _serve_levels(serve)
     if lv:
@@ -1414,8 +1418,9 @@ def monitor_results(ctx: ReportContext, mon: ReportRun) -> str:
                                           Col("judged", rz + "judged", "yesno"), Col("below baseline", rz + "below_baseline", "yesno")])
                 if judged else f"No served prediction had resolved yet ({fmt_metric(mon, 'predictions')} predictions in the log): "
                                f"realized performance needs predictions whose target day has passed (Section 4 shows it in the drift demo).")
-    lat = (f"Serving health: {fmt_metric(mon, 'latency.status')}" +
-           (f" — {fmt_metric(mon, 'latency.note')}" if metric(mon, "latency.note") else "") +
+    note = str(metric(mon, "latency.note") or "")
+    lat = ("Serving health: " + (fmt_metric(mon, "latency.note") if note.startswith(str(metric(mon, "latency.status")))
+                                 else fmt_metric(mon, "latency.status") + (f" — {fmt_metric(mon, 'latency.note')}" if note else "")) +
            (f"; p50 {fmt_metric(mon, 'latency.p50_ms', '{:.1f}')} ms, p99 {fmt_metric(mon, 'latency.p99_ms', '{:.1f}')} ms, "
             f"5xx rate {fmt_metric(mon, 'latency.error_rate', '{:.2%}')}" if metric(mon, "latency.p99_ms") is not None else "") + ".")
     alerts = "Alerts raised by this run: " + ", ".join(f"{html.escape(k)} {fmt_metric(mon, f'alerts.{k}')}" for k in metric(mon, "alerts")) + "."
@@ -1525,6 +1530,7 @@ def appendix_real_data(ctx: ReportContext) -> str:
         if not ctx.real_data_md.is_file():
             return ctx.missing("evaluate_real")
         body = "\n".join(x for x in ctx.real_data_md.read_text().splitlines() if not re.match(r"#\s", x))
+        body = re.sub(r"(?ms)^#+ Figures\n.*?(?=^#|\Z)", "", body)  # links into a run folder outside the repository
         return _join(f"From `{ctx.real_data_md.name}`:", shift_headings(body, 2))
     if (gap := ctx.need(real, *needs("A", "evaluate_real"))): return gap
     cs = coins_of(real, "holdout")
@@ -1534,7 +1540,8 @@ def appendix_real_data(ctx: ReportContext) -> str:
                                    Col("best baseline", ho + "best_baseline", None, "l"), Col("its accuracy", ho + "best_baseline_accuracy", "{:.3f}"),
                                    Col("p-value", ho + "p_value", "{:.3f}"), Col("Brier skill", ho + "brier_skill", "{:+.3f}"),
                                    Col("long/flat", bt + "return", "{:+.0%}"), Col("buy & hold", bt + "buy_hold_return", "{:+.0%}")])
-    where = f"run {real.id}" if real.record else f"`reports/{real.metrics_file.name}` (written by `make evaluate-real`)"
+    where = f"run {real.id}" if real.record else \
+        f"`reports/{real.metrics_file.name}` (written by `make evaluate-real`, run {html.escape(str(real.metrics.get('run')))})"
     pr = "protocol"
     head = (f"The direction classifier's frozen protocol on the real daily CoinGecko series in `../shared/data/real`, from "
             f"{where}: pooled training {fmt_metric(real, f'{pr}.pooled', 'yesno')}, selection "
@@ -1544,8 +1551,10 @@ def appendix_real_data(ctx: ReportContext) -> str:
             f"coins; accuracy above the best baseline at the 5% level on {fmt_metric(real, 'summary.beats_best_baseline')}; "
             f"long/flat above buy-and-hold on {fmt_metric(real, 'summary.beats_buy_hold')}; highest holdout accuracy "
             f"{fmt_metric(real, 'summary.max_accuracy', '{:.3f}')} (above 0.6 would suggest leakage).")
-    fig = ctx.figure(real, "auc_by_coin.png", "holdout ROC-AUC and Brier skill per coin with 95% intervals") \
-        if real.record and (real.path / "auc_by_coin.png").is_file() else ""
+    cap, committed = "holdout ROC-AUC and Brier skill per coin with 95% intervals", ctx.real_data_md.parent / "figures" / "real_data_auc_by_coin.png"
+    fig = ctx.figure(real, "auc_by_coin.png", cap) if real.record and (real.path / "auc_by_coin.png").is_file() else \
+        ctx.image(committed.read_bytes(), "real_data_auc_by_coin.png", cap, f"`reports/figures/{committed.name}`") \
+        if not real.record and committed.is_file() else ""
     return _join(head, "Intervals are 95% block-bootstrap intervals; returns include 10 bps fees per side.", table, fig,
                  f"The full page, with the per-coin figures: `reports/{ctx.real_data_md.name}`.")
 

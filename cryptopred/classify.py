@@ -42,10 +42,10 @@ from .sources import read_price_csv
 __all__ = ['FAMILIES', 'DEFAULT_FAMILIES', 'ENSEMBLE', 'SEARCH_SPACES', 'SCORERS', 'SELECTIONS', 'CALIBRATIONS', 'TRUSTED_TYPES',
            'REAL_PROTOCOL', 'demo_direction_data', 'make_pipeline', 'tune_family', 'choose_candidate', 'calibrated',
            'choose_calibration', 'prepare_rows', 'pool_rows', 'training_rows', 'ClassifierEvaluation',
-           'evaluate_classifier', 'DirectionModel', 'fit_final_model', 'evaluation_table', 'evaluation_markdown',
-           'RealDataError', 'real_daily_coins', 'read_real_daily', 'coin_inputs', 'RealDataEvaluation',
-           'real_data_evaluation', 'real_data_metrics', 'plot_auc_by_coin', 'real_data_markdown',
-           'write_real_data_report']
+           'remembered_selections', 'remember_selections', 'evaluate_classifier', 'DirectionModel', 'fit_final_model',
+           'evaluation_table', 'evaluation_markdown', 'RealDataError', 'real_daily_coins', 'read_real_daily',
+           'coin_inputs', 'RealDataEvaluation', 'real_data_evaluation', 'real_data_metrics', 'plot_auc_by_coin',
+           'real_data_markdown', 'write_real_data_report']
 
 # %% ../nbs/07_classify.ipynb #aedd009f
 def demo_direction_data(
@@ -366,6 +366,17 @@ def _fit_once(X, y, family, params, method, embargo, seed, by_time: bool = False
     fit = lambda: calibrated(make_pipeline(family, params, seed), method, embargo, by_time=by_time).fit(X, y)
     if not remember: return fit()
     return _once(_FITS_DONE, _fingerprint(X, y, family, params, method, embargo, seed, by_time), fit, keep=24)
+
+# %% ../nbs/07_classify.ipynb #732b2d73
+def remembered_selections() -> dict:
+    "The pooled selections this process remembers (fingerprint -> result), to hand to another process."
+    return dict(_SELECTIONS_DONE)
+
+def remember_selections(
+    selections: dict,  # what `remembered_selections` returned in another process
+) -> None:
+    "Remember pooled selections made elsewhere: a pooled evaluation here on the same rows and arguments reuses them."
+    for key, result in selections.items(): _once(_SELECTIONS_DONE, key, lambda result=result: result, keep=4)
 
 # %% ../nbs/07_classify.ipynb #67aa3718
 def _blocks(index: pd.Index, y: np.ndarray, tr: np.ndarray, ho: np.ndarray, refit_every: int | None, embargo: int,

@@ -54,7 +54,7 @@ def step_delta(granularity: str) -> pd.Timedelta:
 
 def future_index(last: pd.Timestamp, steps: int, granularity: str) -> pd.DatetimeIndex:
     "The `steps` grid timestamps after `last`."
-    return pd.date_range(last + step_delta(granularity), periods=steps, freq=GRANULARITIES[granularity])
+    return pd.date_range(last + step_delta(granularity), periods=steps, freq=GRANULARITIES[granularity]).as_unit("ns")
 
 # %% ../nbs/06_forecast.ipynb #ae08284d
 def log_price_series(
@@ -68,7 +68,7 @@ def log_price_series(
     elif "timestamp" in frame.columns: ts, price = frame["timestamp"], frame["price"]
     elif isinstance(frame.index, pd.DatetimeIndex): ts, price = frame.index, frame["price"]
     else: raise ForecastError("the frame has neither a 'timestamp' column nor a DatetimeIndex")
-    try: ts = pd.DatetimeIndex(pd.to_datetime(ts, utc=True))
+    try: ts = pd.DatetimeIndex(pd.to_datetime(ts, utc=True)).as_unit("ns")  # one resolution, whatever the input's
     except (TypeError, ValueError) as e: raise ForecastError(f"timestamps are not dates: {e}") from None
     price = np.asarray(price, dtype=float)
     bad = ~np.isfinite(price) | (price <= 0)
@@ -389,7 +389,7 @@ def from_json(cls: ProphetForecaster, s: str) -> ProphetForecaster:
         f = cls(ForecastParams.from_dict(d["params"]))
         f.model, f.granularity = model_from_json(d["prophet"]), _check_granularity(d["granularity"])
         f.last_log_price, f.sigma, f.fit_info = float(d["last_log_price"]), float(d["sigma"]), dict(d["fit_info"])
-        f._last_ts = pd.Timestamp(d["last_timestamp"]).tz_convert("UTC")
+        f._last_ts = pd.Timestamp(d["last_timestamp"]).tz_convert("UTC").as_unit("ns")
     except (ValueError, KeyError, TypeError) as e:
         raise ForecastError(f"cannot load the forecaster: {e}") from None
     return f

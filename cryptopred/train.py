@@ -23,24 +23,24 @@ from fastcore.basics import patch
 from matplotlib.figure import Figure
 from pydantic import ValidationError
 
-from .classify import (TRUSTED_TYPES, ClassifierEvaluation, DirectionModel, evaluate_classifier,
-                                 evaluation_markdown, fit_final_model)
+from .classify import (TRUSTED_TYPES, ClassifierEvaluation, DirectionModel, coin_inputs, evaluate_classifier,
+                                 evaluation_markdown, fit_final_model, remember_selections, remembered_selections)
 from .config import CryptopredError, Settings, load_settings
 from .evaluate import direction_metrics
-from .features import build_panel, feature_columns
+from .features import build_panel
 from .pipeline import run_step, save_figure, to_jsonable
 from .registry import LoadedModel, ModelRegistry, PromotionDecision, RegistryError, frame_sha256, open_registry
 from .store import Store, read_source
 
 # %% auto #0
 __all__ = ['KINDS', 'BTC', 'CI_METRICS', 'CV_DAYS', 'MIN_TUNE_ORIGINS', 'MAIN_HORIZON', 'BACKENDS', 'TrainingError',
-           'run_settings', 'coin_list', 'load_market', 'market_hash', 'recipe_of', 'fit_recipe', 'holdout_log_loss',
-           'holdout_importance', 'ChampionScore', 'score_champion', 'ClassifierFit', 'classifier_inputs',
+           'run_settings', 'coin_list', 'load_market', 'pool_coins', 'market_hash', 'pool_inputs', 'recipe_of',
+           'fit_recipe', 'holdout_log_loss', 'holdout_importance', 'ChampionScore', 'score_champion', 'ClassifierFit',
            'fit_classifier', 'Promotion', 'promote_challenger', 'holdout_row', 'baselines_row', 'flat_params',
-           'training_rows', 'write_reference_profile', 'record_classifier', 'forecast_horizons', 'holdout_start',
-           'tune_params', 'ForecasterFit', 'main_mae', 'score_forecaster_champion', 'fit_forecaster', 'per_coin_row',
-           'record_forecaster', 'TrainingFailed', 'parallel_backend', 'TrainingReport', 'plot_importance', 'train_all',
-           'train_cli']
+           'training_rows', 'write_reference_profile', 'calibration_records', 'record_classifier', 'forecast_horizons',
+           'holdout_start', 'tune_params', 'ForecasterFit', 'main_mae', 'score_forecaster_champion', 'fit_forecaster',
+           'per_coin_row', 'record_forecaster', 'TrainingFailed', 'parallel_backend', 'TrainingReport',
+           'plot_importance', 'train_all', 'train_cli']
 
 # %% ../nbs/09_train.ipynb #0a975c3b
 KINDS = ("forecaster", "classifier")
@@ -76,7 +76,7 @@ _ROW_COLUMNS = ["timestamp", "price", "market_cap", "total_volume"]
 
 def load_market(
     settings: Settings,  # home and source
-    coins: Sequence[str],  # coins to train
+    coins: Sequence[str],  # coins to read (to train, and the classifier's pool)
     granularity: str = "daily",  # daily | hourly
     cross_asset: bool = True,  # also read bitcoin (the classifier's cross-asset features need it; the forecaster not)
 ) -> tuple[dict[str, pd.DataFrame], str]:
@@ -92,31 +92,48 @@ def load_market(
             frames[coin] = e  # reported as that coin's failure
     return frames, label
 
-def market_hash(frames: Mapping[str, pd.DataFrame], coin: str) -> str:
-    "Content hash of the store rows a model of `coin` is built from (its own, and bitcoin's)."
-    parts = [coin] if coin == BTC or BTC not in frames else [coin, BTC]
+def pool_coins(settings: Settings, coins: Sequence[str]) -> list[str]:
+    "The coins a pooled classifier learns from: the configured coins, then the run's other coins."
+    return list(dict.fromkeys([*settings.coins, *coins]))
+
+def market_hash(
+    frames: Mapping[str, pd.DataFrame],  # store rows per coin (`load_market`)
+    coin: str,  # the model's coin
+    others: Sequence[str] = (),  # the other coins whose rows the model was built from (bitcoin, the pool)
+) -> str:
+    "Content hash of the store rows a model of `coin` is built from: its own, then the `others`' in name order."
+    parts = [coin, *sorted(set(others) - {coin})]
     rows = pd.concat({c: frames[c][_ROW_COLUMNS].reset_index(drop=True) for c in parts}, names=["coin", "row"])
     return frame_sha256(rows)
 
 # %% ../nbs/09_train.ipynb #4c670a80
+def pool_inputs(panel: Mapping[str, pd.DataFrame]) -> dict[str, tuple]:
+    "The classifier's pool: `coin_inputs` (features, target, one-step forward return, usable) of every coin's frame."
+    return {c: coin_inputs(f) for c, f in panel.items()}
+
 def recipe_of(model: DirectionModel) -> dict:
-    "The recipe of a fitted direction model: family, params, calibration, features."
+    "The recipe of a fitted direction model: family, params, calibration, features, and whether it was pooled."
     md = model.metadata
     return {"family": md.get("family"), "params": md.get("params") or {}, "calibration": md.get("calibration") or "none",
-            "features": list(model.features)}
+            "features": list(model.features), "pooled": bool(md.get("pool"))}
 
 def fit_recipe(
     frame: pd.DataFrame,  # a coin's feature frame (`build_panel`)
-    recipe: Mapping,  # family, params, calibration, features
+    recipe: Mapping,  # family, params, calibration, features, pooled
     settings: Settings,  # seed
     horizon: int,  # steps ahead (embargo)
     end=None,  # last training time (None: all rows)
+    pool: Mapping | None = None,  # the pool (`pool_inputs`): a pooled recipe also learns from its rows up to `end`
+    coin: str | None = None,  # the coin of `frame` (its own entry of `pool` is skipped); required with a pool
 ) -> DirectionModel:
-    "The recipe fitted on the usable, labelled rows of `frame` up to `end`."
+    "The recipe fitted on the usable, labelled rows of `frame` up to `end` (and, if pooled, the pool's up to then)."
+    pool = dict(pool) if pool and recipe.get("pooled") else None
+    if pool and coin is None: raise TrainingError("fit_recipe needs coin= with a pool: the coin's own rows must not enter twice")
     part = frame if end is None else frame.loc[:pd.Timestamp(end)]
     return fit_final_model(part[list(recipe["features"])], part["target"], settings=settings,
                            usable=part["usable"].astype(bool), family=recipe["family"], params=dict(recipe["params"]),
-                           calibration=recipe["calibration"], horizon=horizon)
+                           calibration=recipe["calibration"], horizon=horizon, pool=pool,
+                           **({} if coin is None else {"coin": coin}))
 
 def holdout_log_loss(y, p) -> float:
     "Log loss of P(up) `p` against the observed direction `y` (the promotion metric of classifiers)."
@@ -149,12 +166,15 @@ class ChampionScore:
 
 def _step(granularity: str) -> pd.Timedelta: return pd.Timedelta(hours=1) if granularity == "hourly" else pd.Timedelta(days=1)
 
-def _unscorable(champion: LoadedModel, frame: pd.DataFrame, horizon: int) -> str | None:
+def _unscorable(champion: LoadedModel, frame: pd.DataFrame, horizon: int, pool: Mapping | None, coin: str) -> str | None:
     h = champion.metadata.get("horizon")
     if h != horizon: return f"it predicts {h} steps ahead, the challenger {horizon}"
     if not isinstance(champion.model, DirectionModel): return f"it is a {type(champion.model).__name__}, not a DirectionModel"
     missing = [f for f in champion.model.features if f not in frame.columns]
     if missing: return f"it needs features the feature code no longer produces: {missing}"
+    if recipe_of(champion.model)["pooled"]:
+        lack = {c: m for c, v in (pool or {}).items() if c != coin and (m := [f for f in champion.model.features if f not in v[0].columns])}
+        if lack: return f"its pooled recipe needs features that pooled coins lack: {lack}"
     return None
 
 # %% ../nbs/09_train.ipynb #2cbe526e
@@ -165,11 +185,12 @@ def score_champion(
     challenger_recipe: Mapping,  # the challenger's recipe
     settings: Settings,  # seed
     granularity: str = "daily",  # daily | hourly
+    pool: Mapping | None = None,  # the challenger's pool (`pool_inputs`): a pooled champion recipe is refitted on it
 ) -> ChampionScore | None:
     "Score the champion on the challenger's holdout rows: as an artifact when it never saw them, else through its recipe."
     if champion is None: return None
-    h, idx = evaluation.horizon, evaluation.prob.index
-    why = _unscorable(champion, frame, h)
+    h, idx, coin = evaluation.horizon, evaluation.prob.index, evaluation.name
+    why = _unscorable(champion, frame, h, pool, coin)
     if why: return ChampionScore(champion.version, "unscorable", None, False, why)
     recipe = recipe_of(champion.model)
     seen_until = pd.Timestamp(champion.metadata["train_end"]) + h * _step(granularity)
@@ -178,13 +199,13 @@ def score_champion(
             p = champion.model.predict_proba(frame.loc[idx])
             return ChampionScore(champion.version, "artifact", holdout_log_loss(evaluation.y, p), False,
                                  f"trained through {champion.metadata['train_end']}, before the holdout: scored as it serves")
-        model = fit_recipe(frame, recipe, settings, h, evaluation.train_period[1])
+        model = fit_recipe(frame, recipe, settings, h, evaluation.train_period[1], pool, coin)
         p = model.predict_proba(frame.loc[idx])
     except CryptopredError as e: return ChampionScore(champion.version, "unscorable", None, False, f"it cannot predict the holdout: {e}")
     same = to_jsonable(recipe) == to_jsonable(dict(challenger_recipe))
     return ChampionScore(champion.version, "recipe", holdout_log_loss(evaluation.y, p), same,
                          f"trained through {champion.metadata['train_end']}, into the holdout: its recipe was refitted on "
-                         f"the challenger's training rows")
+                         f"the challenger's training rows" + (" (pooled)" if recipe["pooled"] and evaluation.pool else ""))
 
 # %% ../nbs/09_train.ipynb #a8186b94
 @dataclass
@@ -206,11 +227,6 @@ class ClassifierFit:
         return self.evaluation.summary()["accuracy"] > 0.6
 
 # %% ../nbs/09_train.ipynb #8abeb57a
-def classifier_inputs(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.Series, pd.Series]:
-    "Features (`drop_empty=True`), target, one-step forward log return and usable mask of a feature frame."
-    feats = feature_columns(frame, drop_empty=True)
-    return frame[feats], frame["target"], frame["log_price"].shift(-1) - frame["log_price"], frame["usable"].astype(bool)
-
 def fit_classifier(
     coin: str,  # the coin
     frame: pd.DataFrame,  # its feature frame (`build_panel`)
@@ -218,22 +234,25 @@ def fit_classifier(
     granularity: str = "daily",  # daily | hourly
     horizon: int | None = None,  # steps ahead (default settings.horizon; must match the frame's target)
     champion: LoadedModel | None = None,  # the current champion, to score on the same holdout
-    families: Sequence[str] | None = None,  # model families (default: all)
+    families: Sequence[str] | None = None,  # model families (default: `classify.DEFAULT_FAMILIES`)
     n_boot: int = 1000,  # bootstrap resamples of the holdout metrics
     importance_repeats: int = 5,  # shuffles per feature for the permutation importance
+    pool: Mapping | None = None,  # the pool (`pool_inputs` of every pooled coin, this one included); None: alone
 ) -> ClassifierFit:
-    "Evaluate, refit and score one coin's direction classifier (no I/O)."
+    "Evaluate, refit and score one coin's direction classifier, pooled over `pool` (no I/O)."
     t0 = time.perf_counter()
     h = settings.horizon if horizon is None else horizon
-    X, y, fwd, usable = classifier_inputs(frame)
+    pool = dict(pool) if pool else None
+    X, y, fwd, usable = coin_inputs(frame)
     ev = evaluate_classifier(X, y, fwd, settings=settings, usable=usable, horizon=h, granularity=granularity,
-                             families=families, n_boot=n_boot, name=coin)
-    model = fit_final_model(X, y, settings=settings, usable=usable, evaluation=ev, coin=coin, granularity=granularity)
+                             families=families, n_boot=n_boot, name=coin, pool=pool)
+    model = fit_final_model(X, y, settings=settings, usable=usable, evaluation=ev, pool=pool, coin=coin,
+                            granularity=granularity, pooled=bool(ev.pool), pool_coins=sorted({coin, *ev.pool}) if ev.pool else [])
     recipe = recipe_of(model)
-    ho = fit_recipe(frame, recipe, settings, h, ev.train_period[1])
+    ho = fit_recipe(frame, recipe, settings, h, ev.train_period[1], pool, coin)
     Xh = frame.loc[ev.prob.index]
     imp = holdout_importance(ho, Xh, ev.y, settings.seed, importance_repeats)
-    champ = score_champion(champion, frame, ev, recipe, settings, granularity)
+    champ = score_champion(champion, frame, ev, recipe, settings, granularity, pool)
     return ClassifierFit(coin, ev, model, recipe, pd.Series(ho.predict_proba(Xh), index=ev.prob.index, name="prob_up"),
                          imp, holdout_log_loss(ev.y, ev.prob), champ, round(time.perf_counter() - t0, 2))
 
@@ -304,7 +323,7 @@ def flat_params(recipe: Mapping) -> dict:
 
 # %% ../nbs/09_train.ipynb #a31ceede
 def training_rows(frame: pd.DataFrame, model: DirectionModel) -> pd.DataFrame:
-    "The feature rows `model` was fitted on (usable, labelled, within its training window)."
+    "The rows of `frame` (one coin's) that `model` was fitted on (usable, labelled, within its training window)."
     md = model.metadata
     part = frame.loc[pd.Timestamp(md["train_start"]):pd.Timestamp(md["train_end"])]
     ok = part["usable"].astype(bool) & part["target"].notna() & part[model.features].notna().all(axis=1)
@@ -323,6 +342,11 @@ def _numeric(d: Mapping) -> dict:
 def _window(idx: pd.Index, frame: pd.DataFrame) -> str:
     return f"{idx[0].isoformat()}..{idx[-1].isoformat()} ({len(idx)} rows, {frame_sha256(frame)})"
 
+def calibration_records(evaluation: ClassifierEvaluation) -> list[dict]:
+    "The holdout's reliability table (mean P(up), observed up-rate, rows per bin): serving's model card draws it."
+    t = evaluation.assessment.calibration
+    return [{"p_mean": float(r.p_mean), "up_rate": float(r.up_rate), "count": int(r.count)} for r in t.itertuples()]
+
 def record_classifier(
     fit: ClassifierFit,  # what `fit_classifier` computed
     frame: pd.DataFrame,  # the coin's feature frame
@@ -339,11 +363,13 @@ def record_classifier(
     version = registry.register(
         "classifier", fit.coin, granularity, model, horizon=ev.horizon, data_source=source, data_hash=data_hash,
         train_start=md["train_start"], train_end=md["train_end"], features=fit.recipe["features"],
-        params={k: fit.recipe[k] for k in ("family", "params", "calibration")} | {"seed": settings.seed},
+        params={k: fit.recipe[k] for k in ("family", "params", "calibration", "pooled")} | {"seed": settings.seed},
         cv_metrics={"inner_log_loss": s["inner_loss"], "inner_log_loss_climatology": s["inner_loss_climatology"],
                     "selection": {f: float(r["loss"]) for f, r in ev.selection.iterrows()}},
         holdout_metrics=_numeric(s), extra={"feature_hash": frame_sha256(frame), "holdout_period": ev.holdout_period,
-                                            "search_budget": settings.search_budget, "cv_folds": settings.cv_folds})
+                                            "search_budget": settings.search_budget, "cv_folds": settings.cv_folds,
+                                            "pooled": fit.recipe["pooled"], "pool_coins": md["pool_coins"],
+                                            "pool_rows": md["pool"], "calibration": calibration_records(ev)})
     held = frame.loc[ev.prob.index, fit.recipe["features"]].assign(target=ev.y)
     promo = promote_challenger(registry, "classifier", fit.coin, granularity, version, "log_loss", fit.challenger_score,
                                fit.champion, _window(ev.prob.index, held))
@@ -354,7 +380,8 @@ def record_classifier(
             "backtest": {k.removeprefix("backtest_"): v for k, v in s.items() if k.startswith("backtest_")},
             "evaluation": s, "cleaning": frame.attrs.get("cleaning", {}), "features": fit.recipe["features"],
             "importance": fit.importance["mean"].to_dict(), "leakage_alarm": fit.leakage_alarm, "version": version,
-            "promotion": to_jsonable(promo), "profile": str(profile), "data_hash": data_hash, "runtime_s": fit.runtime_s}
+            "promotion": to_jsonable(promo), "profile": str(profile), "data_hash": data_hash, "runtime_s": fit.runtime_s,
+            "pooled_with": md["pool_coins"]}
 
 # %% ../nbs/09_train.ipynb #b8aaf698
 CV_DAYS = {"daily": 365, "hourly": 60}  # how far before the holdout the forecaster's tuning origins reach
@@ -515,13 +542,17 @@ class TrainingFailed(TrainingError):
     "Some coins failed to train; the others were trained and recorded."
 
 def _coin_task(kind: str, coin: str, inputs: pd.DataFrame, settings: Settings, granularity: str, horizon: int | None,
-               champion: LoadedModel | None, options: dict) -> tuple[str, Any, str | None]:
-    "Run in a worker: fit one coin; an exception becomes (coin, None, 'Type: message') so one coin never stops the rest."
+               champion: LoadedModel | None, options: dict, selections: dict | None = None,
+               share: bool = False) -> tuple[str, Any, str | None, dict]:
+    """Run in a worker: fit one coin, after remembering the pooled `selections` made elsewhere; return (coin, fit,
+    None, the worker's selections if `share`), or (coin, None, 'Type: message', ...) so one coin never stops the rest."""
     try:
+        if selections: remember_selections(selections)
         fn = fit_classifier if kind == "classifier" else fit_forecaster
-        return coin, fn(coin, inputs, settings, granularity, horizon, champion, **options), None
+        out = coin, fn(coin, inputs, settings, granularity, horizon, champion, **options), None
     except Exception as e:
-        return coin, None, f"{type(e).__name__}: {e}".strip() + "\n" + traceback.format_exc(limit=-3)
+        out = coin, None, f"{type(e).__name__}: {e}".strip() + "\n" + traceback.format_exc(limit=-3)
+    return (*out, remembered_selections() if share else {})
 
 # %% ../nbs/09_train.ipynb #2a119400
 class _DaskBackend:
@@ -588,7 +619,7 @@ class TrainingReport:
 
 # %% ../nbs/09_train.ipynb #12676905
 _PER_COIN = {"classifier": ("holdout", "baselines", "params", "backtest", "cleaning", "evaluation", "importance",
-                            "leakage_alarm", "promotion"),
+                            "leakage_alarm", "promotion", "pooled_with"),
              "forecaster": ("per_coin", "by_horizon", "params", "tuning", "fit_seconds", "promotion")}
 
 @patch
@@ -656,14 +687,21 @@ def plot_importance(
 
 # %% ../nbs/09_train.ipynb #5e47416a
 def _fan_out(kind, work: dict, settings, granularity, horizon, champions, options, backend, scheduler, progress):
-    "Yield (coin, fit, error) as the workers finish."
+    "Yield (coin, fit, error) as the workers finish; a pooled selection is made by the first coin alone, then shared."
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
-    tasks = [delayed(_coin_task)(kind, c, x, settings, granularity, horizon, champions.get(c), options) for c, x in work.items()]
-    with parallel_backend(backend, scheduler):
-        n_jobs = -1 if backend == "dask" else min(settings.n_jobs if settings.n_jobs > 0 else len(tasks), max(len(tasks), 1))
-        results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks)
-        yield from tqdm(results, total=len(tasks), desc=f"train {kind}", unit="coin", disable=not progress, file=sys.stderr)
+    coins = list(work)
+    task = lambda c, sel=None, share=False: delayed(_coin_task)(kind, c, work[c], settings, granularity, horizon,
+                                                               champions.get(c), options, sel, share)
+    pooled = kind == "classifier" and len(coins) > 1 and len(options.get("pool") or {}) > 1
+    with parallel_backend(backend, scheduler), tqdm(total=len(coins), desc=f"train {kind}", unit="coin",
+                                                      disable=not progress, file=sys.stderr) as bar:
+        n_jobs = -1 if backend == "dask" else min(settings.n_jobs if settings.n_jobs > 0 else len(coins), max(len(coins), 1))
+        run, selections = Parallel(n_jobs=n_jobs, return_as="generator_unordered"), None
+        if pooled:  # the first coin makes the pooled selection; the others' workers are handed it
+            for coin, fit, err, selections in run([task(coins[0], share=True)]): bar.update(); yield coin, fit, err
+            coins = coins[1:]
+        for coin, fit, err, _ in run([task(c, selections) for c in coins]): bar.update(); yield coin, fit, err
 
 # %% ../nbs/09_train.ipynb #a102a055
 def train_all(
@@ -682,7 +720,7 @@ def train_all(
     run_dir: Path | str | None = None,  # where figures go (None: none)
     registry: ModelRegistry | None = None,  # where models go (default: `open_registry(settings)`)
     progress: bool = True,  # show a progress bar
-    **options,  # passed to fit_classifier / fit_forecaster (families, n_boot, importance_repeats, tune)
+    **options,  # passed to fit_classifier / fit_forecaster (families, n_boot, importance_repeats, tune, params)
 ) -> TrainingReport:
     "Train, evaluate, register and promote one kind of model for every coin; failures are recorded per coin."
     t0 = time.perf_counter()
@@ -693,25 +731,34 @@ def train_all(
     gran = run_settings(s, granularity=granularity).granularity
     coins = coin_list(coins, s)
     h = s.horizon if kind == "classifier" else forecast_horizons(s, gran, horizon)[1]
-    frames, label = load_market(s, coins, gran, cross_asset=kind == "classifier")
+    clf = kind == "classifier"
+    wanted = pool_coins(s, coins) if clf else coins
+    frames, label = load_market(s, wanted, gran, cross_asset=clf)
     reg = registry or open_registry(s)
     rep = TrainingReport(kind, gran, h, label, coins, {"seed": s.seed, "search_budget": s.search_budget,
                          "cv_folds": s.cv_folds, "holdout_fraction": s.holdout_fraction, "n_jobs": s.n_jobs,
                          "backend": backend, **to_jsonable(options)})
-    work, champions, refused = {}, {}, {}
-    for c in coins:
+    work, champions, refused, built, skipped = {}, {}, {}, {}, {}
+    for c in wanted:
         try:
             if isinstance(frames[c], Exception): raise frames[c]
-            work[c] = _inputs(kind, frames, c, gran, s)
-            champions[c], refused[c] = _champion(reg, kind, c, gran)
-        except CryptopredError as e: rep.failures[c] = f"{type(e).__name__}: {e}"
-    for coin, fit, err in _fan_out(kind, work, s, gran, horizon if kind == "forecaster" else h, champions, options,
+            built[c] = _inputs(kind, frames, c, gran, s)
+            if c in coins: work[c] = built[c]; champions[c], refused[c] = _champion(reg, kind, c, gran)
+        except CryptopredError as e:
+            if c in coins: rep.failures[c] = f"{type(e).__name__}: {e}"
+            else: skipped[c] = f"{type(e).__name__}: {e}"
+    opts, others = dict(options), {}
+    if clf:
+        pool = pool_inputs(built)
+        opts["pool"], others = pool, {c: [BTC, *pool] for c in work}
+        rep.parameters.update(pooled=len(pool) > 1, pool=list(pool), pool_skipped=skipped)
+    for coin, fit, err in _fan_out(kind, work, s, gran, horizon if kind == "forecaster" else h, champions, opts,
                                    backend, scheduler, progress):
         if err: rep.failures[coin], rep.tracebacks[coin] = err.split("\n", 1)[0], err; continue
         try:
             if fit.champion is None and refused.get(coin): fit.champion = refused[coin]
-            record = record_classifier if kind == "classifier" else record_forecaster
-            rep.results[coin] = record(fit, work[coin], s, reg, gran, label, market_hash(frames, coin), run_dir)
+            record = record_classifier if clf else record_forecaster
+            rep.results[coin] = record(fit, work[coin], s, reg, gran, label, market_hash(frames, coin, others.get(coin, ())), run_dir)
         except Exception as e: rep.failures[coin], rep.tracebacks[coin] = f"{type(e).__name__}: {e}", traceback.format_exc(limit=-3)
     rep.results = {c: rep.results[c] for c in coins if c in rep.results}
     rep.failures = {c: rep.failures[c] for c in coins if c in rep.failures}

@@ -16,14 +16,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cryptopred.classify import DirectionModel, evaluate_classifier, fit_final_model
+from cryptopred.classify import DirectionModel, coin_inputs, evaluate_classifier, fit_final_model
 from cryptopred.config import Settings, load_settings
-from cryptopred.features import build_panel, feature_columns
+from cryptopred.features import build_panel
 from cryptopred.forecast import ProphetForecaster, forecast_metrics
 from cryptopred.pipeline import to_jsonable
 from cryptopred.registry import ModelRegistry, frame_sha256, open_registry
 from cryptopred.sources import SimulatedMarket
 from cryptopred.store import Store, ingest
+from cryptopred.train import calibration_records
 
 logging.getLogger("cmdstanpy").disabled = True
 
@@ -42,28 +43,24 @@ def registry_of(settings: Settings) -> ModelRegistry:
     return open_registry(settings)
 
 
-def _calibration_records(ev) -> list[dict]:
-    t = ev.assessment.calibration
-    return [{"p_mean": float(r.p_mean), "up_rate": float(r.up_rate), "count": int(r.count)} for r in t.itertuples()]
-
-
 def register_classifier(settings: Settings, coin: str, family: str = "logistic", promote: bool = True,
                         reason: str = "test fixture") -> str:
     "Evaluate and fit a small direction classifier for `coin` on the stored data, register it, optionally force-promote."
     st = Store(settings)
     frames = {c: st.read(c, settings.granularity, SOURCE) for c in settings.coins}
     fe = build_panel(frames, settings.granularity, settings=settings)[coin]
-    cols = feature_columns(fe, drop_empty=True)
-    ev = evaluate_classifier(fe[cols], fe["target"], fe["fwd_log_return"], settings, usable=fe["usable"],
-                             families=[family], ensemble=False, n_boot=100, calibrations=("none",), name=coin)
-    fitted = fit_final_model(fe[cols], fe["target"], settings, usable=fe["usable"], evaluation=ev)
+    X, y, fwd, usable = coin_inputs(fe)
+    cols = list(X.columns)
+    ev = evaluate_classifier(X, y, fwd, settings, usable=usable, families=[family], ensemble=False, n_boot=100,
+                             calibrations=("none",), name=coin)
+    fitted = fit_final_model(X, y, settings, usable=usable, evaluation=ev)
     model = DirectionModel(fitted.estimator, fitted.features, to_jsonable(fitted.metadata))  # NaN -> null, as train does
     reg = registry_of(settings)
     used = fe[fe["usable"]].index
     v = reg.register("classifier", coin, settings.granularity, model, horizon=settings.horizon, data_source=SOURCE,
                      data_hash=frame_sha256(frames[coin]), train_start=used[0], train_end=used[-1], features=cols,
                      params={"family": ev.family, **ev.params}, holdout_metrics=ev.summary(),
-                     extra={"calibration": _calibration_records(ev)})
+                     extra={"calibration": calibration_records(ev)})
     if promote: reg.promote("classifier", coin, settings.granularity, v, force=True, reason=reason)
     return v
 

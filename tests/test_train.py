@@ -43,7 +43,9 @@ def test_classifier_runbook_records_what_the_report_reads(settings):
         assert m["baselines"][coin]["best"] in ("majority", "always_up", "momentum")
         assert m["cleaning"][coin]["rows_in"] == 300 and m["promotion"][coin]["rule"] == "no champion"
         for fig in ("roc", "calibration", "confusion", "backtest"): assert (rec.path / f"{fig}_{coin}.png").stat().st_size > 5000
-    assert "btc_ret" in m["features"] and m["promoted"] == {"bitcoin": True, "ethereum": True}
+    # pooled (the evaluated protocol): every coin learns from both coins' rows, on the features they share
+    assert m["pooled"] and m["pool"] == ["bitcoin", "ethereum"] and m["pooled_with"]["ethereum"] == ["bitcoin", "ethereum"]
+    assert "btc_ret" not in m["features"] and m["promoted"] == {"bitcoin": True, "ethereum": True}
     reg = open_registry(s)
     loaded = reg.load("classifier", "ethereum", "daily")
     assert loaded.version == m["versions"]["ethereum"] and loaded.metadata["data_source"] == "simulated"

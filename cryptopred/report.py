@@ -599,7 +599,7 @@ table { border-collapse: collapse; margin: .8em 0; font-size: .88em; break-insid
 th, td { padding: .25em .65em; border-bottom: 1px solid #d0d5db; vertical-align: top; }
 thead th { border-bottom: 2px solid #4a5562; text-align: left; }
 td[style*="right"], th[style*="right"] { font-variant-numeric: tabular-nums; }
-img { display: block; max-width: 100%; max-height: 225mm; margin: .8em auto .3em; break-inside: avoid; }
+img { display: block; max-width: 100%; max-height: 150mm; margin: .8em auto .3em; break-inside: avoid; }
 p:has(> img) + p > em:only-child { display: block; text-align: center; font-size: .9em; color: #444; }
 blockquote { margin: 1em 0; padding: .4em 1em; border-left: 4px solid #8a96a3; background: #f4f6f8; }
 blockquote.notice { border-left-color: #b3261e; background: #fbeaea; }
@@ -614,7 +614,7 @@ nav.toc > ul { padding-left: 0; }
 nav.toc a { text-decoration: none; color: inherit; }
 @media screen { span.metric { border-bottom: 1px dotted #8a96a3; } }
 @media print { body { max-width: none; margin: 0; padding: 0; } a { color: inherit; text-decoration: none; }
-               nav.toc { break-after: page; } }
+               img { max-height: 135mm; } }
 """
 
 # %% ../nbs/14_report.ipynb #ec868a3c
@@ -1255,6 +1255,16 @@ def _params_text(run: ReportRun, coin: str) -> str:
     return ", ".join(f"{html.escape(k)} = {fmt_metric(run, ('params', coin, k), '{:.3g}' if isinstance(v, float) else None)}"
                      for k, v in p.items() if k not in ("family", "calibration"))
 
+def _pool_text(clf: ReportRun) -> str:
+    "Whether the run pooled the coins' rows into one model, and over which coins."
+    if not has_metric(clf, "pooled"): return ""
+    if not metric(clf, "pooled"): return " Each coin's model learned from that coin's rows only (pooled training: no)."
+    pool = metric(clf, "pool") if has_metric(clf, "pool") else []
+    names = ", ".join(fmt_metric(clf, f"pool.{i}") for i in range(len(pool)))
+    return (f" Pooled training {fmt_metric(clf, 'pooled', 'yesno')} over {names}: each coin's model learns from its own "
+            f"training rows plus the other coins' rows up to its own last training day (none newer), and is scored on "
+            f"its own holdout.")
+
 def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
     "The direction classifier's set-up, choices, holdout metrics, baselines, figures, backtest and promotion."
     if (gap := ctx.need(clf, *needs("3.4", "train_classifier")[:6])): return gap
@@ -1264,9 +1274,9 @@ def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
         f"Run {clf.id}: target = direction over {fmt_metric(clf, 'horizon')} step(s); the last "
         f"{fmt_metric(clf, 'holdout_fraction', '{:.0%}')} of each coin's usable rows is the final holdout; tuning on "
         f"{fmt_metric(clf, 'cv_folds')} walk-forward folds inside the training part with "
-        f"{fmt_metric(clf, 'search_budget')} candidates per family; seed {fmt_metric(clf, 'seed')}.",
+        f"{fmt_metric(clf, 'search_budget')} candidates per family; seed {fmt_metric(clf, 'seed')}." + _pool_text(clf),
         cited_table(clf, cs, [Col("training rows", ev + "train"), Col("from", ev + "train_start", "{:.10}", "l"),
-                              Col("to", ev + "train_end", "{:.10}", "l"), Col("embargo", ev + "embargo"),
+                              Col("to", ev + "train_end", "{:.10}", "l"), Col("pooled rows", ev + "pooled_train"), Col("embargo", ev + "embargo"),
                               Col("holdout rows", ev + "holdout"), Col("from", ev + "holdout_start", "{:.10}", "l"),
                               Col("to", ev + "holdout_end", "{:.10}", "l")]))
     chosen = md_table(["coin", "family", "calibration", "parameters", "inner-CV log loss", "climatology's"],

@@ -1101,7 +1101,7 @@ def findings(ctx: ReportContext) -> str:
     if real and has_metric(real, "summary.mean_roc_auc"):
         out.append(f"**Real data** (Appendix A, {fmt_metric(real, 'summary.coins')} coins, out-of-sample holdout): mean "
                    f"ROC-AUC {fmt_metric(real, 'summary.mean_roc_auc', '{:.3f}')}; Brier skill above zero on "
-                   f"{fmt_metric(real, 'summary.positive_brier_skill')}; accuracy above the best baseline at the 5% level "
+                   f"{fmt_metric(real, 'summary.positive_brier_skill')} of them; accuracy above the best baseline at the 5% level "
                    f"on {fmt_metric(real, 'summary.beats_best_baseline')}.")
     demo = ctx.run("demo_drift")
     if demo and has_metric(demo, "drift") and has_metric(demo, "closed"):

@@ -1776,11 +1776,12 @@ def _report_line(rec: RunRecord) -> str:
         (f"; {probs} problem(s), see {rec.path / 'report.ipynb'}" if probs else "; complete (no problems)")
 
 def pipeline_cli(argv: list[str] | None = None) -> int:
-    "`cryptopred pipeline [--budget N] [--serve] [--host H] [--port P] [--out-dir D] [--no-pdf]`"
+    "`cryptopred pipeline [--budget N] [--steps S,..] [--serve] [--host H] [--port P] [--out-dir D] [--no-pdf]`"
     t0 = time.perf_counter()
     ap = argparse.ArgumentParser(prog="cryptopred pipeline", description="ingest -> profile -> train forecaster and "
                                  "classifier -> monitor -> report, then (--serve) serve the app until Ctrl-C.")
     ap.add_argument("--budget", type=int, help="search budget of the training steps (default: CRYPTOPRED_SEARCH_BUDGET)")
+    ap.add_argument("--steps", help=f"only these steps, comma-separated, run in pipeline order (default: {','.join(PIPELINE_STEPS)})")
     ap.add_argument("--serve", action="store_true", help="serve the app afterwards and print its URL (blocks)")
     ap.add_argument("--host", help="interface to serve on (default: CRYPTOPRED_HOST)")
     ap.add_argument("--port", type=int, help="port to serve on (default: CRYPTOPRED_PORT)")
@@ -1788,14 +1789,20 @@ def pipeline_cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-pdf", action="store_true", help="do not print the report's PDF")
     a = ap.parse_args(argv)
     if a.budget is not None and a.budget < 1: ap.error("--budget must be at least 1")
+    steps = PIPELINE_STEPS if not a.steps else tuple(st for st in PIPELINE_STEPS if st in a.steps.split(","))
+    if a.steps and (unknown := sorted(set(a.steps.split(",")) - set(PIPELINE_STEPS))):
+        ap.error(f"unknown steps {', '.join(unknown)} (the pipeline's: {', '.join(PIPELINE_STEPS)})")
     s = load_settings()
     report = {k: v for k, v in {"out_dir": a.out_dir, "pdf": False if a.no_pdf else None}.items() if v is not None}
-    res = run_pipeline(s, a.budget, params={"report": report} if report else None, echo=lambda x: print(x, flush=True))
+    res = run_pipeline(s, a.budget, steps, params={"report": report} if report and "report" in steps else None,
+                       echo=lambda x: print(x, flush=True))
     if not res.ok:
         print(f"pipeline stopped: {res.failed.step} failed (home {s.home})", file=sys.stderr); return 1
-    print(_report_line(res.records[-1]), flush=True)
+    if res.records[-1].step == "report": print(_report_line(res.records[-1]), flush=True)
     print(f"pipeline: {len(res.records)} steps in {res.seconds:.0f} s (home {s.home})", flush=True)
     if not a.serve: return 0
     ready = lambda url: print(f"serving {url}  (ready {time.perf_counter() - t0:.0f} s after the start; Ctrl-C stops)", flush=True)
-    serve_blocking(s, a.host, a.port, on_ready=ready)
+    try: serve_blocking(s, a.host, a.port, on_ready=ready)
+    except KeyboardInterrupt: pass  # uvicorn shut the app down, then re-raised the Ctrl-C: stopping is the normal end
+    print("stopped", flush=True)
     return 0

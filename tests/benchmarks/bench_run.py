@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import resource
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,6 +80,7 @@ def main() -> None:
                                          f"(ingest, profile, train ×2, monitor, report with PDF, serve)",
                              {"time_median_s": served, "runs": 1, "peak_memory_mb": rss},
                              goal="≤ 180 s", met=served <= GOAL_S, notes=notes)])
+    shutil.rmtree(home, ignore_errors=True)
 
 
 if __name__ == "__main__":

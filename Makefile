@@ -1,6 +1,6 @@
-# cryptopred — every entry point a person (or cron, or CI) uses.
-# `make run` and `make test` set everything up themselves: they create .venv and
-# install the project when it is missing or when pyproject.toml has changed.
+# cryptopred — every entry point a person (or cron, or CI) uses. `make help` lists them.
+# `make run` and `make test` set everything up themselves: they create .venv and install the project when it is
+# missing or when pyproject.toml has changed.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -16,15 +16,24 @@ export WHYLOGS_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 
-CLI := $(BIN)/cryptopred
+CLI  := $(BIN)/cryptopred
 ARGS ?=
+# Search budget of `make run`, `make pipeline` and `make train`: candidates per classifier family and forecaster
+# candidates. 2 keeps 5 coins of daily data within the 3-minute goal of `make run` on a shared 2-core machine
+# (tests/benchmarks/bench_run.py, bench_train.py); the settings' default (12) costs about 3x and, on noisy daily
+# data, changes the inner-CV loss by about 0.001 nats.
+TRAIN_BUDGET ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test nbtest pytest export lint ingest store-info clean-venv
+.PHONY: help venv clean-venv \
+        run pipeline serve report \
+        ingest store-info profile train monitor schedule demo-drift evaluate-real forecast-report \
+        test nbtest pytest lint export readme diagram bench
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
+##@ Setting up
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "cryptopred needs Python >= 3.10; set PYTHON=python3.x")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,10 +44,55 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install the project (automatic for every target)
 
-run: $(STAMP) ## the main job: ingest on the default source and summarise the store
+clean-venv: ## remove the virtual environment
+	rm -rf $(VENV)
+
+##@ The pipeline
+run: $(STAMP) ## everything: ingest, profile, train, monitor, report, then serve the app and print its URL (Ctrl-C stops)
+	$(CLI) pipeline --budget $(TRAIN_BUDGET) --serve $(ARGS)
+
+pipeline: $(STAMP) ## the same without serving, for cron and CI (ARGS="--no-pdf --out-dir /tmp/report")
+	$(CLI) pipeline --budget $(TRAIN_BUDGET) $(ARGS)
+
+serve: $(STAMP) ## the web UI and the JSON API on http://127.0.0.1:7860 (ARGS="--port 8000"; CRYPTOPRED_HOST to bind elsewhere)
+	$(CLI) serve $(ARGS)
+
+report: $(STAMP) ## build reports/technical_report.{ipynb,md,html,pdf} from the latest runs (ARGS="-p strict true")
+	$(CLI) run report $(ARGS)
+
+##@ One step at a time
+ingest: $(STAMP) ## run the ingest run-book into runs/<ts>_ingest (ARGS="-p source simulated -p days 90")
 	$(CLI) run ingest $(ARGS)
+
+store-info: $(STAMP) ## what the local store holds
 	$(CLI) store info
 
+profile: $(STAMP) ## whylogs batch profiles of new rows and drift vs the champion's reference (ARGS="-p window 30")
+	$(CLI) run profile $(ARGS)
+
+train: $(STAMP) ## train, evaluate and register forecaster and classifier for all coins (ARGS="--kind classifier")
+	$(CLI) train --budget $(TRAIN_BUDGET) $(ARGS)
+
+monitor: $(STAMP) ## drift, realized performance, app latency -> alerts and a retraining decision (ARGS="-p app_url http://127.0.0.1:7860")
+	$(CLI) run monitor $(ARGS)
+
+schedule: $(STAMP) ## run the scheduler until stopped (ARGS="--list", "--once ingest_daily", "--crontab")
+	$(CLI) schedule $(ARGS)
+
+##@ Evidence for the report (slow; their summaries are committed in reports/)
+demo-drift: $(STAMP) ## the drift loop on simulated data: regime change -> drift -> alert -> retrain -> promotion -> the app serves it
+	$(BIN)/python -c 'from cryptopred.schedule import demo_drift_cli; raise SystemExit(demo_drift_cli())' $(ARGS)
+
+evaluate-real: $(STAMP) ## classifier on every real daily coin -> reports/real_data_evaluation.md (ARGS="-p budget 4")
+	$(CLI) run evaluate_real $(ARGS)
+
+forecast-report: $(STAMP) ## tune + evaluate the Prophet forecaster on ../shared/data/real -> reports/forecast_evaluation.md
+	$(CLI) forecast report --tune --out reports/forecast_evaluation.md
+
+bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/benchmarks.md (ARGS="-k serve")
+	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)
+
+##@ Development
 test: $(STAMP) nbtest pytest ## notebook tests and pytest
 
 nbtest: $(STAMP) ## run the tests inside the library notebooks
@@ -47,70 +101,15 @@ nbtest: $(STAMP) ## run the tests inside the library notebooks
 pytest: $(STAMP) ## run tests/ (integration, fault injection, API, browser, run-books)
 	$(BIN)/python -m pytest tests $(ARGS)
 
-export: $(STAMP) ## strip notebook noise, then notebooks -> cryptopred/ package (the order CI checks)
-	$(BIN)/nbdev-clean
-	$(BIN)/nbdev-export
-
 lint: $(STAMP) ## ruff over notebooks, package and tests
 	$(BIN)/ruff check nbs cryptopred tests
 
-ingest: $(STAMP) ## run the ingest run-book into runs/<ts>_ingest (ARGS="-p source simulated -p days 90")
-	$(CLI) run ingest $(ARGS)
-
-store-info: $(STAMP) ## what the local store holds
-	$(CLI) store info
-
-clean-venv: ## remove the virtual environment
-	rm -rf $(VENV)
-
-.PHONY: readme diagram report bench
+export: $(STAMP) ## strip notebook noise, then notebooks -> cryptopred/ package (the order CI checks)
+	$(BIN)/nbdev-clean
+	$(BIN)/nbdev-export
 
 readme: $(STAMP) ## write README.md from nbs/index.ipynb (the README is generated, never edited)
 	$(BIN)/python -c 'from cryptopred.report import write_readme; print(write_readme())'
 
 diagram: $(STAMP) ## render reports/pipeline.dot into reports/figures/pipeline.png (Graphviz)
 	$(BIN)/python -c 'from cryptopred.report import render_diagram; print(render_diagram())'
-
-report: $(STAMP) ## build reports/technical_report.{md,html,pdf} from the latest runs (ARGS="-p strict true")
-	$(CLI) run report $(ARGS)
-
-bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/benchmarks.md
-	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)
-
-.PHONY: forecast-report
-forecast-report: $(STAMP) ## tune + evaluate the Prophet forecaster on ../shared/data/real -> reports/forecast_evaluation.md
-	$(CLI) forecast report --tune --out reports/forecast_evaluation.md
-
-.PHONY: serve
-
-serve: $(STAMP) ## the web UI and the JSON API on http://127.0.0.1:7860 (ARGS="--port 8000"; CRYPTOPRED_HOST to bind elsewhere)
-	$(CLI) serve $(ARGS)
-
-.PHONY: train
-
-# Search budget of `make train`: candidates per classifier family and forecaster candidates. 2 keeps 5 coins of
-# daily data within 2 minutes on this shared 2-core machine (tests/benchmarks/bench_train.py); the settings'
-# default (12) costs about 3x and, on noisy daily data, changes the inner-CV loss by about 0.001 nats.
-TRAIN_BUDGET ?= 2
-
-train: $(STAMP) ## train, evaluate and register forecaster and classifier for all coins (ARGS="--kind classifier")
-	$(CLI) train --budget $(TRAIN_BUDGET) $(ARGS)
-
-.PHONY: profile monitor schedule demo-drift
-
-profile: $(STAMP) ## whylogs batch profiles of new rows and drift vs the champion's reference (ARGS="-p window 30")
-	$(CLI) run profile $(ARGS)
-
-monitor: $(STAMP) ## drift, realized performance, app latency -> alerts and a retraining decision (ARGS="-p app_url http://127.0.0.1:7860")
-	$(CLI) run monitor $(ARGS)
-
-schedule: $(STAMP) ## run the scheduler until stopped (ARGS="--list", "--once ingest_daily", "--crontab")
-	$(CLI) schedule $(ARGS)
-
-demo-drift: $(STAMP) ## the drift loop on simulated data: regime change -> drift -> alert -> retrain -> promotion -> the app serves it
-	$(BIN)/python -c 'from cryptopred.schedule import demo_drift_cli; raise SystemExit(demo_drift_cli())' $(ARGS)
-
-.PHONY: evaluate-real
-
-evaluate-real: $(STAMP) ## classifier on every real daily coin -> reports/real_data_evaluation.md (ARGS="-p budget 4")
-	$(CLI) run evaluate_real $(ARGS)

@@ -35,7 +35,8 @@ from .pipeline import PIPELINES_DIR, RunRecord, StepBusy, run_step, to_jsonable,
 __all__ = ['TRAIN_STEPS', 'STEP_KIND', 'ScheduleError', 'champions', 'StepOutcome', 'settings_env', 'run_one', 'RetrainResult',
            'retrain', 'last_retrain', 'cooling_down', 'Job', 'scheduled_jobs', 'cron_trigger', 'next_fire_times',
            'JobOutcome', 'schedule_log', 'read_schedule_log', 'Scheduler', 'crontab_lines', 'schedule_cli',
-           'DemoResult', 'serve_in_thread', 'demo_drift', 'demo_checks', 'demo_drift_cli']
+           'DemoResult', 'serve_in_thread', 'demo_drift', 'demo_settings', 'demo_checks', 'demo_metrics',
+           'demo_drift_cli']
 
 # %% ../nbs/13_schedule.ipynb #76150b60
 class ScheduleError(CryptopredError, ValueError):
@@ -634,6 +635,18 @@ def _fresh_home(home: Path) -> Path:
     (home / _DEMO_MARK).write_text("made by `make demo-drift`; emptied by the next one\n")
     return home.resolve()
 
+def demo_settings(
+    base: Settings,  # the settings of the home whose runs/ records the demo
+    home: Path | str | None = None,  # the demo's own home (default: `base.home / "demo-drift"`), emptied first
+    coins: Iterable[str] | str = ("bitcoin", "ethereum"),  # the demo's coins
+    search_budget: int = 2,  # hyper-parameter candidates per family
+    live_days: int = 30,  # days replayed with predictions (the realized-performance window fits inside)
+) -> Settings:
+    "Settings for a demo in a fresh home of its own."
+    coins = tuple(c.strip() for c in (coins.split(",") if isinstance(coins, str) else coins) if c.strip())
+    return base.model_copy(update={"home": _fresh_home(Path(home) if home else base.home / "demo-drift"), "coins": coins,
+                                   "search_budget": search_budget, "perf_window": min(base.perf_window, max(5, live_days - 2))})
+
 # %% ../nbs/13_schedule.ipynb #47106226
 def demo_checks(res: DemoResult) -> list[str]:
     "What keeps a demo's loop from being closed (an empty list: every step happened)."
@@ -648,9 +661,26 @@ def demo_checks(res: DemoResult) -> list[str]:
     out += [f"{c}: {v['missing']} days missing, {v['differ']} changed" for c, v in res.store.items() if v["missing"] or v["differ"]]
     return out
 
+# %% ../nbs/13_schedule.ipynb #57fbd433
+def demo_metrics(res: DemoResult) -> dict:
+    "The demo's numbers for `metrics.json`: drift, realized performance, alerts, retrain outcome, served versions."
+    problems = demo_checks(res)
+    outcome = (res.job.get("retrain") or {}).get("outcome") or {}
+    kinds: dict[str, int] = {}
+    for a in res.alerts: kinds[a["kind"]] = kinds.get(a["kind"], 0) + 1
+    return to_jsonable({
+        "source": "simulated", "simulated": True, "home": res.home, "regime_change": res.regime_change,
+        "coins": list(res.store), "seconds": res.seconds, "closed": not problems, "problems": problems,
+        "drift": res.drift, "realized": res.realized, "alerts": kinds,
+        "retrain": {k: {c: {f: o.get(f) for f in ("before", "after", "promoted", "decision")} for c, o in cs.items()}
+                    for k, cs in outcome.items()},
+        "retrain_reason": (res.job.get("retrain") or {}).get("reason"),
+        "served_before": res.served_before, "served_after": res.served_after, "store": res.store,
+        "timeline": res.timeline})
+
 # %% ../nbs/13_schedule.ipynb #57f8b5a6
 def demo_drift_cli(argv: list[str] | None = None) -> int:
-    "`make demo-drift [ARGS=...]`: the drift loop on the simulated market, in a home of its own."
+    "`make demo-drift [ARGS=...]`: the drift loop on the simulated market (the `demo_drift` run-book), in a home of its own."
     ap = argparse.ArgumentParser(prog="make demo-drift", description="Regime change -> drift -> alert -> retrain -> "
                                  "promotion -> the app serves the champion, on the simulated market.")
     ap.add_argument("--home", help="the demo's home (default: $CRYPTOPRED_HOME/demo-drift); emptied first")
@@ -661,16 +691,17 @@ def demo_drift_cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--search-budget", type=int, default=2, help="hyper-parameter candidates per family")
     ap.add_argument("--families", default="logistic", help="classifier families, comma-separated ('' for all)")
     ap.add_argument("--n-boot", type=int, default=200, help="bootstrap resamples of the holdout metrics")
+    ap.add_argument("--report", help="summary JSON for the technical report (default: reports/demo_drift.json; '' for none)")
     a = ap.parse_args(sys.argv[1:] if argv is None else argv)
-    base = load_settings()
-    home = _fresh_home(Path(a.home) if a.home else base.home / "demo-drift")
-    s = base.model_copy(update={"home": home, "coins": tuple(c.strip() for c in a.coins.split(",") if c.strip()),
-                                "search_budget": a.search_budget, "perf_window": min(base.perf_window, max(5, a.live_days - 2))})
-    clf = {"n_boot": a.n_boot, **({"families": a.families.split(",")} if a.families else {})}
-    res = demo_drift(s, a.days, a.drift_days, a.live_days, {"train_classifier": clf})
-    print(f"\ndrift: { {c: r['status'] for c, r in res.drift.items()} }")
-    print(f"realized: { {c: (r.get('n'), r.get('accuracy'), r.get('baseline')) for c, r in res.realized.items()} }")
-    print(f"served after: { {c: v['classifier'] for c, v in res.served_after.items()} }  ({res.seconds} s; {home / 'demo-drift.json'})")
-    problems = demo_checks(res)
-    for p in problems: print(f"NOT CLOSED: {p}", file=sys.stderr)
-    return 1 if problems else 0
+    params = {"home": a.home, "coins": a.coins, "days": a.days, "drift_days": a.drift_days, "live_days": a.live_days,
+              "search_budget": a.search_budget, "families": a.families, "n_boot": a.n_boot, "report": a.report}
+    rec = run_step("demo_drift", params, settings=load_settings())
+    m = rec.metrics or {}
+    for e in m.get("timeline", []): print(f"- {e['step']}" + (f": {e['detail']}" if isinstance(e["detail"], str) and e["detail"] else ""))
+    print(f"\ndrift: { {c: r.get('status') for c, r in m.get('drift', {}).items()} }")
+    print(f"realized: { {c: (r.get('n'), r.get('accuracy'), r.get('baseline')) for c, r in m.get('realized', {}).items()} }")
+    print(f"served after: { {c: v.get('classifier') for c, v in m.get('served_after', {}).items()} }  ({m.get('seconds')} s)")
+    print(f"run {rec.run_id}: {rec.status} ({rec.path})")
+    for p in m.get("problems", []): print(f"NOT CLOSED: {p}", file=sys.stderr)
+    if not rec.ok: print(f"error: {rec.error}", file=sys.stderr)
+    return 0 if rec.ok and m.get("closed") else 1

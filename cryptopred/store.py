@@ -32,8 +32,8 @@ from .sources import (COLUMNS, GRID_TOLERANCE, TS_DTYPE, Fetched, Source, Source
 # %% auto #0
 __all__ = ['STORE_COLUMNS', 'QUARANTINE_COLUMNS', 'StoreError', 'NoData', 'StoreBusy', 'StoreCorrupt', 'Validated',
            'validate_points', 'atomic_write_parquet', 'WriteResult', 'Store', 'resolve_source', 'read_source',
-           'CoinResult', 'IngestFailed', 'IngestReport', 'ingest', 'live_store', 'ReplayReport', 'replay', 'ingest_cli',
-           'store_cli', 'replay_cli', 'plot_prices']
+           'CoinResult', 'IngestFailed', 'IngestReport', 'request_stats', 'ingest', 'live_store', 'ReplayReport',
+           'replay', 'ingest_cli', 'store_cli', 'replay_cli', 'plot_prices']
 
 # %% ../nbs/02_store.ipynb #31293d83
 _log = logging.getLogger("cryptopred.store")
@@ -363,6 +363,7 @@ class IngestReport:
     simulated: bool  # data are from the simulated market
     results: list[CoinResult] = field(default_factory=list)
     notes: tuple[str, ...] = ()
+    requests: dict = field(default_factory=dict)  # the rate-limit settings in force and the waits the source made
 
     @property
     def ok(self) -> bool: return all(r.ok for r in self.results)
@@ -408,7 +409,11 @@ class IngestReport:
                 "updated": per("updated"), "quarantined": per("quarantined"), "rows": per("rows"),
                 "failures": {r.coin: r.error for r in self.results if not r.ok}, "failed_coins": self.failed,
                 "total_rows_added": sum(r.added for r in self.results), "notes": list(self.notes),
-                "coin_notes": {r.coin: list(r.notes) for r in self.results if r.notes}}
+                "coin_notes": {r.coin: list(r.notes) for r in self.results if r.notes},
+                "per_coin": {r.coin: {"rows_added": r.added, "duplicates": r.duplicates, "updated": r.updated,
+                                      "quarantined": r.quarantined, "rows": r.rows, "first": r.first, "last": r.last,
+                                      "status": "ok" if r.ok else "failed"} for r in self.results},
+                "requests": self.requests}
 
     def raise_for_failures(self) -> None:
         "Raise `IngestFailed` naming every failed coin and its error."
@@ -448,6 +453,22 @@ def _ingest_coin(src: Source, store: Store, coin: str, granularity: str, days, s
     return CoinResult(coin, w.added, w.duplicates, w.updated, w.quarantined, w.rows, w.first, w.last, start, True,
                       got.live_quote.price if got.live_quote else None, got.notes)
 
+# %% ../nbs/02_store.ipynb #60dd851e
+def request_stats(
+    settings: Settings,  # the rate limit, retries and backoff in force
+    waits: list[tuple[str, float]] | None = None,  # the source's wait log, ("rate" | "retry", seconds); None: no API
+    since: int = 0,  # entries of `waits` that belong to earlier ingests
+) -> dict:
+    "The rate-limit settings in force and the waits an ingest made (counts and seconds per kind)."
+    out = {"api": waits is not None, "calls_per_minute": settings.calls_per_minute, "max_retries": settings.max_retries,
+           "backoff_base_s": settings.backoff_base, "backoff_cap_s": settings.backoff_cap,
+           "request_timeout_s": settings.request_timeout}
+    w = list(waits or [])[since:]
+    for kind in ("rate", "retry"):
+        out[f"{kind}_waits"] = sum(k == kind for k, _ in w)
+        out[f"{kind}_wait_s"] = round(sum(s for k, s in w if k == kind), 3)
+    return out
+
 # %% ../nbs/02_store.ipynb #21ae0609
 def ingest(
     settings: Settings | None = None,  # home, coins, source, keys, limits
@@ -471,7 +492,7 @@ def ingest(
     notes = ((f"SIMULATED DATA — {fallback}",) if fallback else ()) + \
             ((f"simulated regime change injected from {change:%Y-%m-%d %H:%M} UTC",) if change is not None else ())
     report = IngestReport(src.label, granularity, bool(src.simulated), notes=notes)
-    down = None
+    down, waits_before = None, len(getattr(src, "waits", ()))
     bar = tqdm(coins, desc=f"ingest {src.label}", unit="coin", disable=not progress, file=sys.stderr)
     for coin in bar:
         bar.set_postfix_str(coin)
@@ -483,6 +504,7 @@ def ingest(
             _log.error("ingest %s %s from %s failed: %s", coin, granularity, src.label, msg)
             if isinstance(e, SourceUnavailable): down = f"{src.label} unavailable ({msg})"
             report.results.append(CoinResult(coin, error=msg))
+    report.requests = request_stats(settings, getattr(src, "waits", None), waits_before)
     return report
 
 # %% ../nbs/02_store.ipynb #6a8ae2f6

@@ -43,9 +43,9 @@ def test_profile_then_monitor_find_the_regime_change_and_say_so(tmp_path):
     # monitor: the report's keys, per-coin tables of flat values, flat tables
     m = mon.metrics
     keys = set(SECTION_NEEDS["3.6"][1][1]) | set(SECTION_NEEDS["4"][0][1])
-    assert keys == {"drift", "realized", "latency", "alerts", "thresholds", "retrain"} and keys <= set(m)
+    assert keys == {"drift", "realized", "latency", "alerts", "thresholds", "retrain", "predictions"} and keys <= set(m)
     assert all(_flat(m[k][c]) for k in ("drift", "realized") for c in m[k])
-    assert all(_flat(m[k]) for k in keys - {"drift", "realized"})
+    assert all(_flat(m[k]) for k in keys - {"drift", "realized", "predictions"}) and isinstance(m["predictions"], int)
     assert {c: m["drift"][c]["status"] for c in m["drift"]} == {"bitcoin": "DRIFT", "ethereum": "DRIFT", "solana": "NO_REFERENCE"}
     assert (mon.path / "drift_ethereum.png").is_file()
     assert m["latency"]["status"] == "breach" and m["latency"]["requests"] == 40 and m["latency"]["errors_5xx"] == 4
@@ -73,5 +73,5 @@ def test_profile_then_monitor_find_the_regime_change_and_say_so(tmp_path):
     mine = [q for q in res.problems if q.startswith(("section '3.6", "section '4."))]
     assert mine == [], mine
     md = res.markdown.read_text()
-    assert "Data drift per coin:" in md and "Its retraining decision:" in md
+    assert "data drift of the last window against each champion's training features:" in md and "Its retraining decision:" in md
 

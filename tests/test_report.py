@@ -1,45 +1,46 @@
-"""The technical report machinery end to end: synthetic runs written with the pipeline's writers, real notebooks,
-real Markdown → HTML rendering, a real Chromium PDF, Graphviz, the README, the benchmark table and the run-book."""
+"""The technical report end to end: a small simulated run of the real run-books (`make pipeline` on two coins), the
+report built from it (real notebooks' prose, real Markdown -> HTML, a real Chromium PDF), the checks that keep it
+honest, Graphviz, the README, the benchmark table."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pypdf import PdfReader
-from report_helpers import (
-    FULL_METRICS,
-    make_benchmarks,
-    make_extras,
-    make_full_runs,
-    make_library_notebooks,
-    make_run,
-    require_browser,
-    require_tool,
-)
+from report_helpers import SMALL_ENV, copy_run, failed_run, require_browser, require_tool, small_pipeline
 
-from cryptopred.config import KNOWN_ENV, Settings, env_var
-from cryptopred.pipeline import RunRecord, run_step, write_metrics
+from cryptopred.config import KNOWN_ENV, Settings, env_var, load_settings
 from cryptopred.report import (
     DIAGRAM_PNG,
     DIAGRAM_SRC,
     NOTICE,
+    PIPELINE_STEPS,
+    PLACEHOLDERS,
     REPO_ROOT,
+    REPORT_STEPS,
     SECTIONS,
     ReportError,
     build_report,
     check_report,
     collect_runs,
     diagram_is_current,
+    empty_sections,
     ensure_diagram,
     html_to_pdf,
-    load_benchmarks,
     pdf_page_count,
+    pipeline_cli,
     png_text,
     readme_text,
     render_diagram,
@@ -49,105 +50,129 @@ from cryptopred.report import (
 BENCH = Path(__file__).resolve().parent / "benchmarks"
 
 
-@pytest.fixture
-def full(settings, tmp_path):
-    "A complete set of runs and everything else a final report needs."
-    runs = make_full_runs(settings)
-    shot, real = make_extras(tmp_path / "extras")
-    kw = dict(nbs_dir=make_library_notebooks(tmp_path / "nbs"), bench_dir=make_benchmarks(tmp_path / "bench"),
-              screenshot=shot, real_data_md=real)
-    return runs, kw
-
-
-def test_full_report_is_complete_verified_and_printed(settings, tmp_path, full):
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    "The small simulated pipeline, run once for this module: (settings, {step: run record}, report folder)."
     require_browser()
-    runs, kw = full
-    res = build_report(settings, out_dir=tmp_path / "out", pdf=True, strict=True, **kw)
-    md = res.markdown.read_text()
-    assert res.problems == []
-    # the template's structure, in order
-    heads = [s.heading for s in SECTIONS]
+    d = tmp_path_factory.mktemp("small")
+    s, res = small_pipeline(d / "home", d / "report")
+    assert res.ok, f"{res.failed.step}: {res.failed.error}"
+    return s, {r.step: r for r in res.records}, d / "report"
+
+
+def _shown(md: str, key: str) -> list[str]:
+    "The texts of the cited numbers whose key is `key`."
+    return [m.group(2) for m in re.finditer(r'<span class="metric" data-run="[^"]*" data-key="([^"]*)"[^>]*>(.*?)</span>', md)
+            if m.group(1) == key]
+
+
+def _text(md: str) -> str: return re.sub(r"<[^>]+>", "", md)
+
+
+def test_report_from_a_small_simulated_pipeline(small):
+    """Every step ran; the report has the template's sections, every figure, no placeholder, the runs' numbers and a
+    PDF whose first page says the data was simulated."""
+    s, runs, out = small
+    assert list(runs) == list(PIPELINE_STEPS)
+    rep = runs["report"].metrics
+    assert rep["problems"] == [] and rep["n_citations"] > 300
+    assert {st: rep["runs"][st] for st in REPORT_STEPS} == {st: runs[st].run_id for st in REPORT_STEPS}
+    assert "technical_report.html" in (runs["report"].path / "report.ipynb").read_text()
+    md = (out / "technical_report.md").read_text()
+    # the template's sections, in order, none empty, no placeholder or notice left
+    heads = [sec.heading for sec in SECTIONS]
     assert [md.index(h) for h in heads] == sorted(md.index(h) for h in heads)
-    # the simulated source is declared before the first section
+    assert empty_sections(md) == [] and NOTICE not in md
+    assert not any(p in md for p in PLACEHOLDERS)
     assert md.index("SIMULATED DATA") < md.index("## 1. Introduction")
-    # the latest successful run of each step is used (not the newer failed one, not the older one)
-    assert res.runs == {step: path.name for step, path in runs.items()}
-    assert "`ret_1`, `ret_2`, `rsi_14`" in md and "`old`" not in md
-    # numbers are cited and formatted from the runs, intervals included, None as n/a
-    assert re.search(r">0\.512</span> \[<span[^>]*>0\.470</span>, <span[^>]*>0\.555</span>\]", md)
-    assert ">n/a</span>" in md and ">hist\\_gradient\\_boosting</span>" in md
-    assert len(res.citations) > 80 and set(res.sources) >= {p.name for p in runs.values()}
-    # prose from the library notebooks, nested below the report's sections; outputs of tagged run-book cells
-    assert "#### Gaps\n\nWhy gaps is done this way." in md
-    assert ("**Confusion matrix** on the holdout:\n\n|  | predicted up | predicted down |\n|---|---|---|\n"
-            "| up | 51 | 38 |") in md
-    assert "fitting model" not in md and "plot_confusion" not in md
-    # figures: the runs', the run-book output's, the diagram and the screenshot, all copied beside the report
+    # every figure of the runs, tiled per coin, beside the report and embedded in the HTML
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert {"figures/pipeline.png", "figures/frontend.png", "figures/train_classifier-roc.png",
-            "figures/train_classifier-feature_importance.png", "figures/monitor-drift.png"} <= set(images)
-    assert all((res.markdown.parent / i).is_file() for i in images)
-    # self-contained HTML: every image embedded, nothing loaded from anywhere
-    page = res.html.read_text()
-    assert page.count('src="data:image/png;base64,') == len(images)
-    assert not re.search(r'src="(?!data:)', page) and "<link" not in page and "<script" not in page
-    assert repository_url(settings) in page
-    # the PDF: Chromium printed it, pypdf reads it, the simulated warning is on the first page
-    pdf = PdfReader(res.pdf)
-    assert res.pages == len(pdf.pages) == pdf_page_count(res.pdf) and 6 <= res.pages <= 30
+    names = {Path(i).name for i in images}
+    assert {"pipeline.png", "frontend.png", "ingest-prices.png", "train_classifier-feature_importance.png",
+            "train_classifier-roc_all.png", "train_classifier-calibration_all.png", "train_classifier-backtest_all.png",
+            "train_forecaster-forecast_all.png"} <= names, names
+    assert any(n.startswith("monitor-drift_") for n in names)
+    assert all((out / i).is_file() and (out / i).stat().st_size < 600_000 for i in images)
+    html = (out / "technical_report.html").read_text()
+    assert html.count('src="data:image/png;base64,') == len(images) and not re.search(r'src="(?!data:)', html)
+    assert repository_url(s) in html and "<script" not in html
+    # numbers equal to what the runs wrote, read here from their metrics.json
+    ing = json.loads((runs["ingest"].path / "metrics.json").read_text())
+    rows = _shown(md, "per_coin.bitcoin.rows")
+    assert rows and set(rows) == {f"{ing['per_coin']['bitcoin']['rows']:,}"}
+    clf = json.loads((runs["train_classifier"].path / "metrics.json").read_text())
+    table = _text(md.split("##### Holdout metrics")[1].split("#####")[0])
+    for coin in ("bitcoin", "ethereum"):
+        auc = clf["holdout"][coin]["roc_auc"]
+        assert f"| {coin} | {clf['holdout'][coin]['n']} | {auc['value']:.3f} [{auc['lo']:.3f}, {auc['hi']:.3f}] |" in table
+    mean_auc = np.mean([clf["holdout"][c]["roc_auc"]["value"] for c in ("bitcoin", "ethereum")])
+    assert f"mean ROC-AUC {mean_auc:.3f}" in _text(md.split("**At a glance.**")[1])
+    assert check_report(md, rep["sources"], base_dir=out) == []
+    # the report as a notebook (one cell per top-level section) and the PDF
+    nb = json.loads((out / "technical_report.ipynb").read_text())
+    assert "".join(nb["cells"][0]["source"]).startswith("# Technical Report")
+    assert len(nb["cells"]) == 1 + sum(not sec.number.count(".") for sec in SECTIONS)
+    pdf = PdfReader(out / "technical_report.pdf")
+    assert rep["pages"] == len(pdf.pages) == pdf_page_count(out / "technical_report.pdf") and 12 <= len(pdf.pages) <= 30
     assert "SIMULATED DATA" in pdf.pages[0].extract_text()
 
 
-def test_a_number_that_changed_in_its_run_is_caught(settings, tmp_path, full):
-    runs, kw = full
-    res = build_report(settings, out_dir=tmp_path / "out", pdf=False, **kw)
-    md = res.markdown.read_text()
-    assert check_report(md, res.sources, base_dir=res.markdown.parent) == []
-    m = json.loads((runs["train_classifier"] / "metrics.json").read_text())
-    m["holdout"]["ethereum"]["roc_auc"]["lo"] = 0.4
-    write_metrics(runs["train_classifier"], m)
-    probs = check_report(md, res.sources, base_dir=res.markdown.parent)
-    assert probs == [f"section '3.4 Model Training › Direction classifier on the holdout': '0.503' differs from "
-                     f"{runs['train_classifier'].name}: holdout.ethereum.roc_auc.lo = '0.400'"]
-    # the same when the sources are given as run records and benchmark files
-    sources = [RunRecord.read(p) for p in runs.values()] + load_benchmarks(kw["bench_dir"])
-    assert check_report(md, sources, base_dir=res.markdown.parent) == probs
-    (res.markdown.parent / "figures" / "monitor-drift.png").unlink()
-    assert "section '3.6 Monitoring › The latest monitor run': missing figure figures/monitor-drift.png" in \
-        check_report(md, res.sources, base_dir=res.markdown.parent)
+def test_a_number_that_changed_in_its_run_is_caught(small, tmp_path):
+    _, runs, out = small
+    rep = runs["report"].metrics
+    md = (out / "technical_report.md").read_text()
+    sources = {sid: json.loads(Path(p).read_text()) for sid, p in rep["sources"].items()}
+    clf = runs["train_classifier"].run_id
+    auc = sources[clf]["holdout"]["ethereum"]["roc_auc"]
+    shown = f"{auc['lo']:.3f}"
+    auc["lo"] = round(auc["lo"] - 0.1, 6)
+    probs = check_report(md, sources, base_dir=out)
+    assert probs and all(f"'{shown}' differs from {clf}: holdout.ethereum.roc_auc.lo = '{auc['lo']:.3f}'" in p for p in probs)
+    assert any(p.startswith("section '3.4 Model Training") for p in probs)
+    del sources[clf]["cleaning"]
+    assert any(f"cites {clf}: cleaning.bitcoin" in p and "which it no longer has" in p
+               for p in check_report(md, sources, base_dir=out))
+    shutil.copytree(out, tmp_path / "copy")
+    fig = next((tmp_path / "copy" / "technical_report_files").glob("monitor-drift_*.png"))
+    fig.unlink()
+    assert f"missing figure technical_report_files/{fig.name}" in "\n".join(
+        check_report(md, rep["sources"], base_dir=tmp_path / "copy"))
 
 
-def test_missing_runs_render_notices_that_block_a_final_report(settings, tmp_path, full):
-    _, kw = full
-    shutil.rmtree(settings.runs_dir)
-    make_run(settings, "ingest", FULL_METRICS["ingest"])
-    make_run(settings, "monitor", {"source": "simulated", "drift": {}}, minutes=1)
-    make_run(settings, "train_forecaster", None, minutes=2, status="failed", error="ValueError: too few rows")
-    res = build_report(settings, out_dir=tmp_path / "out", pdf=False, **kw)
+def test_missing_runs_render_notices_that_block_a_final_report(small, tmp_path):
+    _, runs, _ = small
+    s = load_settings(environ={"CRYPTOPRED_HOME": str(tmp_path / "home")}, env_file=None)
+    copy_run(runs["ingest"], s)
+    copy_run(runs["monitor"], s)
+    failed_run(s, "train_forecaster", "ValueError: too few rows", datetime(2030, 1, 1, tzinfo=timezone.utc))
+    kw = dict(out_dir=tmp_path / "out", pdf=False, evidence_dir=tmp_path / "none", bench_dir=tmp_path / "none")
+    res = build_report(s, **kw)
     md = res.markdown.read_text()
-    assert set(res.missing) == {"profile", "train_forecaster", "train_classifier"}
-    for step, how in [("train_classifier", "make train"), ("profile", "cryptopred run profile")]:
+    assert set(res.missing) == {"profile", "train_forecaster", "train_classifier", "demo_drift", "evaluate_real"}
+    for step, how in [("train_classifier", "make train"), ("profile", "make profile"), ("demo_drift", "make demo-drift")]:
         assert f"> **{NOTICE}** no `{step}` run yet: run `{how}`." in md
-    assert "the latest, " in res.missing["train_forecaster"] and "failed (ValueError: too few rows)" in md
-    assert f"run {res.runs['monitor']} does not record `realized`, `latency`, `alerts`" in md
+    assert "failed (ValueError: too few rows)" in md
     joined = "\n".join(res.problems)
-    for where in ["3.2 Preprocessing", "3.3 Feature Engineering", "3.4 Model Training", "3.6 Monitoring",
-                  "4. Evaluation and Monitoring Strategy"]:
+    for where in ["3.2 Preprocessing", "3.3 Feature Engineering", "3.4 Model Training", "3.5 Deployment",
+                  "4. Evaluation and Monitoring Strategy", "Appendix B. Benchmarks"]:
         assert re.search(f"section '{re.escape(where)}( › [^']+)?': {NOTICE}", joined), where
     assert not any("empty section" in p for p in res.problems)
-    with pytest.raises(ReportError, match=r"problem\(s\):\n- section '3.2 Preprocessing › What cleaning found'"):
-        build_report(settings, out_dir=tmp_path / "out", pdf=False, strict=True, **kw)
+    with pytest.raises(ReportError, match=r"problem\(s\):\n- section '3.2 Preprocessing"):
+        build_report(s, strict=True, **kw)
 
 
-def test_pinned_runs(settings, tmp_path, full):
-    runs, kw = full
-    older = sorted(p.name for p in settings.runs_dir.iterdir() if p.name.endswith("_train_classifier"))[0]
-    sel = collect_runs(settings, {"train_classifier": older})
-    assert sel.runs["train_classifier"].metrics["features"] == ["old"] and not sel.missing
-    res = build_report(settings, runs={"train_classifier": older}, out_dir=tmp_path / "out", pdf=False, **kw)
-    assert "used these features: `old`." in res.markdown.read_text() and res.runs["train_classifier"] == older
+def test_pinned_runs(small, tmp_path):
+    s, runs, _ = small
+    home = load_settings(environ={"CRYPTOPRED_HOME": str(tmp_path / "home")}, env_file=None)
+    shutil.copytree(s.runs_dir, home.runs_dir)
+    older = copy_run(runs["train_classifier"], home, minutes=-60, granularity="older").name
+    assert collect_runs(home).runs["train_classifier"].id == runs["train_classifier"].run_id
+    sel = collect_runs(home, {"train_classifier": older})
+    assert sel.runs["train_classifier"].metrics["granularity"] == "older" and not set(sel.missing) & set(REPORT_STEPS)
     with pytest.raises(ReportError, match="pinned for step 'monitor' is a 'train_classifier' run"):
-        build_report(settings, runs={"monitor": older}, out_dir=tmp_path / "out", pdf=False, **kw)
+        collect_runs(home, {"monitor": older})
+    with pytest.raises(ReportError, match="runs pinned for unknown steps \\['train'\\]"):
+        collect_runs(home, {"train": older})
 
 
 def test_repository_link_is_configurable(tmp_path):
@@ -227,15 +252,37 @@ def test_benchmarks_run_all_and_measure_memory(tmp_path):
     assert json.loads((tmp_path / "results" / "ok.json").read_text())["machine"]["cpus"] >= 1
 
 
-def test_report_runbook(settings, tmp_path):
-    runs = make_full_runs(settings)
-    rec = run_step("report", {"out_dir": str(tmp_path / "out"), "pdf": False}, settings=settings, timeout=300)
-    assert rec.ok, rec.error
-    m = rec.metrics
-    assert m["runs"] == {step: p.name for step, p in runs.items()} and m["pdf"] is None
-    assert Path(m["markdown"]).read_text().startswith("# Technical Report")
-    # what this checkout lacks (a screenshot or benchmark not produced yet) is a reported problem, never a silent gap
-    assert m["n_problems"] == len(m["problems"]) and m["n_citations"] > 50
-    assert all(NOTICE in p for p in m["problems"]), m["problems"]
-    executed = (rec.path / "report.ipynb").read_text()
-    assert "technical_report.html" in executed
+def test_make_run_serves_the_app_and_stops_on_ctrl_c(small, tmp_path):
+    """`make run`'s last part on the small home: the report step, then the app, its URL printed once it accepts
+    connections; Ctrl-C stops it cleanly."""
+    s, _, _ = small
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0)); port = sock.getsockname()[1]
+    env = {**os.environ, **SMALL_ENV, "CRYPTOPRED_HOME": str(s.home)}
+    cmd = [str(Path(sys.executable).with_name("cryptopred")), "pipeline", "--steps", "report", "--serve", "--port", str(port),
+           "--no-pdf", "--out-dir", str(tmp_path / "report")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    watchdog = threading.Timer(240, proc.kill)  # a hung app fails the test instead of hanging it
+    watchdog.start()
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("serving http"): break
+        out = "".join(lines)
+        assert re.search(r"^report: succeeded in [0-9.]+ s", out, re.M) and "complete (no problems)" in out, out
+        assert lines[-1].startswith(f"serving http://127.0.0.1:{port}/"), out
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=30) as r:
+            assert r.status == 200 and json.loads(r.read())["ready"] is True
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0 and proc.stdout.read().rstrip().endswith("stopped")
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None: proc.kill(); proc.wait()
+    assert (tmp_path / "report" / "technical_report.html").is_file()
+
+
+def test_pipeline_cli_rejects_bad_arguments(capsys):
+    for argv, msg in [(["--steps", "ingest,train"], "unknown steps train"), (["--budget", "0"], "--budget must be at least 1")]:
+        with pytest.raises(SystemExit) as e: pipeline_cli(argv)
+        assert e.value.code == 2 and msg in capsys.readouterr().err

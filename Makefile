@@ -28,7 +28,7 @@ TRAIN_BUDGET ?= 2
 .PHONY: help venv clean-venv \
         run pipeline serve report \
         ingest store-info profile train monitor schedule demo-drift evaluate-real forecast-report \
-        test nbtest pytest lint export readme diagram bench
+        test nbtest pytest lint export readme screenshot diagram bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -110,6 +110,9 @@ export: $(STAMP) ## strip notebook noise, then notebooks -> cryptopred/ package 
 
 readme: $(STAMP) ## write README.md from nbs/index.ipynb (the README is generated, never edited)
 	$(BIN)/python -c 'from cryptopred.report import write_readme; print(write_readme())'
+
+screenshot: $(STAMP) ## the browser test, saving its picture of the web app to reports/figures/frontend.png (the report shows it)
+	CRYPTOPRED_SCREENSHOT=$(CURDIR)/reports/figures/frontend.png $(BIN)/python -m pytest tests/test_serve_ui.py -k browser -q
 
 diagram: $(STAMP) ## render reports/pipeline.dot into reports/figures/pipeline.png (Graphviz)
 	$(BIN)/python -c 'from cryptopred.report import render_diagram; print(render_diagram())'

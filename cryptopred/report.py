@@ -1512,7 +1512,7 @@ def evaluation_strategy(ctx: ReportContext) -> str:
 def frontend(ctx: ReportContext) -> str:
     "5. The screenshot the browser test captured, with the serving notebook's tour of the UI."
     if not ctx.screenshot.is_file():
-        shot = not_available("no screenshot of the web app (the browser test saves `reports/figures/frontend.png`)", "make test")
+        shot = not_available("no screenshot of the web app (the browser test saves `reports/figures/frontend.png` when run by `make screenshot`)", "make screenshot")
     else:
         shot = ctx.image(ctx.screenshot.read_bytes(), "frontend.png", "the Gradio web app served by FastAPI, as the browser "
                                                                      "test saw it (headless Chromium, simulated data)")

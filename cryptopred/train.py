@@ -699,7 +699,8 @@ def _fan_out(kind, work: dict, settings, granularity, horizon, champions, option
         n_jobs = -1 if backend == "dask" else min(settings.n_jobs if settings.n_jobs > 0 else len(coins), max(len(coins), 1))
         run, selections = Parallel(n_jobs=n_jobs, return_as="generator_unordered"), None
         if pooled:  # the first coin makes the pooled selection; the others' workers are handed it
-            for coin, fit, err, selections in run([task(coins[0], share=True)]): bar.update(); yield coin, fit, err
+            (coin, fit, err, selections), = run([task(coins[0], share=True)])
+            bar.update(); yield coin, fit, err
             coins = coins[1:]
         for coin, fit, err, _ in run([task(c, selections) for c in coins]): bar.update(); yield coin, fit, err
 

@@ -19,7 +19,7 @@ __all__ = ['COMMANDS', 'config_cli', 'main']
 COMMANDS: dict[str, tuple[str, str]] = {
     "config": ("cryptopred.cli:config_cli", "print every setting: variable, value, meaning"),
     "run": ("cryptopred.pipeline:run_cli", "execute a run-book into runs/<ts>_<step>/"),
-    "pipeline": ("cryptopred.report:pipeline_cli", "the whole pipeline: ingest, profile, train, monitor, report (--serve: then serve)"),
+    "pipeline": ("cryptopred.pipeline:pipeline_cli", "the whole pipeline: ingest, profile, train, monitor, report (--serve: then serve)"),
     "runs": ("cryptopred.pipeline:runs_cli", "list or show recorded runs"),
     "ingest": ("cryptopred.store:ingest_cli", "fetch missing market data into the store (--source, --coins, --days)"),
     "replay": ("cryptopred.store:replay_cli", "stream stored history into the live store, point by point"),

@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,8 +28,9 @@ from filelock import FileLock, Timeout
 from .config import CryptopredError, Settings, load_settings
 
 # %% auto #0
-__all__ = ['PIPELINES_DIR', 'StepBusy', 'utcnow', 'to_jsonable', 'write_json', 'write_metrics', 'save_figure', 'RunRecord',
-           'redact', 'run_step', 'list_runs', 'latest_run', 'run_cli', 'runs_cli']
+__all__ = ['PIPELINES_DIR', 'PIPELINE_STEPS', 'StepBusy', 'utcnow', 'to_jsonable', 'write_json', 'write_metrics', 'save_figure',
+           'RunRecord', 'redact', 'run_step', 'list_runs', 'latest_run', 'run_cli', 'runs_cli', 'PipelineResult',
+           'run_pipeline', 'serve_blocking', 'pipeline_cli']
 
 # %% ../nbs/12_pipeline.ipynb #4ece4549
 PIPELINES_DIR = Path(__file__).resolve().parents[1] / "nbs" / "pipelines" if "__file__" in globals() \
@@ -255,4 +257,104 @@ def runs_cli(argv: list[str] | None = None) -> int:
     path = s.runs_dir / a.run_id
     if not (path / "status.json").is_file(): raise CryptopredError(f"no run {a.run_id!r} in {s.runs_dir}")
     print(json.dumps(to_jsonable(asdict(RunRecord.read(path))), indent=2))
+    return 0
+
+# %% ../nbs/12_pipeline.ipynb #c6389437
+PIPELINE_STEPS = ("ingest", "profile", "train_forecaster", "train_classifier", "monitor", "report")
+
+@dataclass
+class PipelineResult:
+    "What `run_pipeline` ran: one record per step, in order, and the wall time."
+    records: list[RunRecord]
+    seconds: float
+
+    @property
+    def ok(self) -> bool: return bool(self.records) and all(r.ok for r in self.records)
+    @property
+    def failed(self) -> RunRecord | None: return next((r for r in self.records if not r.ok), None)
+    def timings(self) -> dict[str, float]: return {r.step: r.duration_s for r in self.records}
+
+def run_pipeline(
+    settings: Settings | None = None,  # whose home the runs go to
+    budget: int | None = None,  # search budget of the training steps (None: CRYPTOPRED_SEARCH_BUDGET)
+    steps: Iterable[str] = PIPELINE_STEPS,  # the run-books, in order
+    params: Mapping[str, Mapping] | None = None,  # extra parameters per step, e.g. {"report": {"pdf": False}}
+    echo: Callable[[str], Any] | None = print,  # gets one line per finished step (None: silent)
+) -> PipelineResult:
+    "Run the run-books one after the other into `runs/`, stopping at the first that fails."
+    settings, steps, params = settings or load_settings(), tuple(steps), dict(params or {})
+    if (unknown := sorted(set(params) - set(steps))):
+        raise CryptopredError(f"parameters for steps {unknown} that the pipeline does not run ({', '.join(steps)})")
+    t0, recs = time.perf_counter(), []
+    for step in steps:
+        p = dict(params.get(step) or {})
+        if budget is not None and step.startswith("train_"): p.setdefault("search_budget", budget)
+        rec = run_step(step, p, settings=settings)
+        recs.append(rec)
+        if echo: echo(f"{step}: {rec.status} in {rec.duration_s:.1f} s -> {rec.path}" + (f"\n  error: {rec.error}" if rec.error else ""))
+        if not rec.ok: break
+    return PipelineResult(recs, time.perf_counter() - t0)
+
+# %% ../nbs/12_pipeline.ipynb #08e7ad32
+def serve_blocking(
+    settings: Settings | None = None,  # the app's settings (its home's registry and store)
+    host: str | None = None,  # interface (default: CRYPTOPRED_HOST)
+    port: int | None = None,  # port (default: CRYPTOPRED_PORT)
+    on_ready: Callable[[str], Any] | None = None,  # called with the URL once the app accepts connections
+) -> None:
+    "Serve the web UI and the JSON API in this process until interrupted."
+    import uvicorn
+
+    from cryptopred.serve import create_app
+    s = settings or load_settings()
+    host, port = host or s.host, port or s.port
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            if self.started and on_ready: on_ready(url)
+
+    _Server(uvicorn.Config(create_app(s), host=host, port=port, log_level="warning", access_log=False,
+                           timeout_graceful_shutdown=5)).run()
+
+# %% ../nbs/12_pipeline.ipynb #c6aff742
+def _report_line(rec: RunRecord) -> str:
+    m = rec.metrics or {}
+    files = ", ".join(Path(p).name for p in (m.get("markdown"), m.get("html"), m.get("pdf")) if p)
+    pages = f" ({m['pages']} pages)" if m.get("pages") else ""
+    probs = m.get("n_problems") or 0
+    return f"report: {files}{pages} in {Path(m.get('html') or '.').parent}" + \
+        (f"; {probs} problem(s), see {rec.path / 'report.ipynb'}" if probs else "; complete (no problems)")
+
+def pipeline_cli(argv: list[str] | None = None) -> int:
+    "`cryptopred pipeline [--budget N] [--steps S,..] [--serve] [--host H] [--port P] [--out-dir D] [--no-pdf]`"
+    t0 = time.perf_counter()
+    ap = argparse.ArgumentParser(prog="cryptopred pipeline", description="ingest -> profile -> train forecaster and "
+                                 "classifier -> monitor -> report, then (--serve) serve the app until Ctrl-C.")
+    ap.add_argument("--budget", type=int, help="search budget of the training steps (default: CRYPTOPRED_SEARCH_BUDGET)")
+    ap.add_argument("--steps", help=f"only these steps, comma-separated, run in pipeline order (default: {','.join(PIPELINE_STEPS)})")
+    ap.add_argument("--serve", action="store_true", help="serve the app afterwards and print its URL (blocks)")
+    ap.add_argument("--host", help="interface to serve on (default: CRYPTOPRED_HOST)")
+    ap.add_argument("--port", type=int, help="port to serve on (default: CRYPTOPRED_PORT)")
+    ap.add_argument("--out-dir", help="where the report goes (default: reports/)")
+    ap.add_argument("--no-pdf", action="store_true", help="do not print the report's PDF")
+    a = ap.parse_args(argv)
+    if a.budget is not None and a.budget < 1: ap.error("--budget must be at least 1")
+    steps = PIPELINE_STEPS if not a.steps else tuple(st for st in PIPELINE_STEPS if st in a.steps.split(","))
+    if a.steps and (unknown := sorted(set(a.steps.split(",")) - set(PIPELINE_STEPS))):
+        ap.error(f"unknown steps {', '.join(unknown)} (the pipeline's: {', '.join(PIPELINE_STEPS)})")
+    s = load_settings()
+    report = {k: v for k, v in {"out_dir": a.out_dir, "pdf": False if a.no_pdf else None}.items() if v is not None}
+    res = run_pipeline(s, a.budget, steps, params={"report": report} if report and "report" in steps else None,
+                       echo=lambda x: print(x, flush=True))
+    if not res.ok:
+        print(f"pipeline stopped: {res.failed.step} failed (home {s.home})", file=sys.stderr); return 1
+    if res.records[-1].step == "report": print(_report_line(res.records[-1]), flush=True)
+    print(f"pipeline: {len(res.records)} steps in {res.seconds:.0f} s (home {s.home})", flush=True)
+    if not a.serve: return 0
+    ready = lambda url: print(f"serving {url}  (ready {time.perf_counter() - t0:.0f} s after the start; Ctrl-C stops)", flush=True)
+    try: serve_blocking(s, a.host, a.port, on_ready=ready)
+    except KeyboardInterrupt: pass  # uvicorn shut the app down, then re-raised the Ctrl-C: stopping is the normal end
+    print("stopped", flush=True)
     return 0

@@ -22,11 +22,11 @@ from pypdf import PdfReader
 from report_helpers import SMALL_ENV, copy_run, failed_run, require_browser, require_tool, small_pipeline
 
 from cryptopred.config import KNOWN_ENV, Settings, env_var, load_settings
+from cryptopred.pipeline import PIPELINE_STEPS, pipeline_cli
 from cryptopred.report import (
     DIAGRAM_PNG,
     DIAGRAM_SRC,
     NOTICE,
-    PIPELINE_STEPS,
     PLACEHOLDERS,
     REPO_ROOT,
     REPORT_STEPS,
@@ -40,7 +40,6 @@ from cryptopred.report import (
     ensure_diagram,
     html_to_pdf,
     pdf_page_count,
-    pipeline_cli,
     png_text,
     readme_text,
     render_diagram,

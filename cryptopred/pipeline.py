@@ -305,9 +305,10 @@ def serve_blocking(
     "Serve the web UI and the JSON API in this process until interrupted."
     import uvicorn
 
-    from cryptopred.serve import create_app
+    from cryptopred.serve import check_port, create_app
     s = settings or load_settings()
     host, port = host or s.host, port or s.port
+    check_port(host, port)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
 
     class _Server(uvicorn.Server):
@@ -345,6 +346,9 @@ def pipeline_cli(argv: list[str] | None = None) -> int:
     if a.steps and (unknown := sorted(set(a.steps.split(",")) - set(PIPELINE_STEPS))):
         ap.error(f"unknown steps {', '.join(unknown)} (the pipeline's: {', '.join(PIPELINE_STEPS)})")
     s = load_settings()
+    if a.serve:  # a busy port is found now, not after the pipeline's minute or two
+        from cryptopred.serve import check_port
+        check_port(a.host or s.host, a.port or s.port)
     report = {k: v for k, v in {"out_dir": a.out_dir, "pdf": False if a.no_pdf else None}.items() if v is not None}
     res = run_pipeline(s, a.budget, steps, params={"report": report} if report and "report" in steps else None,
                        echo=lambda x: print(x, flush=True))

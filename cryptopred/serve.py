@@ -55,8 +55,8 @@ __all__ = ['TRAIN_HINT', 'INGEST_HINT', 'LATENCY_BUCKETS', 'PROBABILITY_BUCKETS'
            'empty_state', 'banner_html', 'trust_rows', 'trust_verdict', 'probability_html', 'price_figure',
            'calibration_figure', 'figure_image', 'run_figure', 'calibration_image', 'model_card_markdown',
            'drift_section', 'realized_section', 'health_section', 'alerts_section', 'champions_section', 'predict_view',
-           'model_card_view', 'monitoring_view', 'load_view', 'build_demo', 'theme', 'mount_ui', 'serve_cli',
-           'alert_rules', 'write_alert_rules']
+           'model_card_view', 'monitoring_view', 'load_view', 'build_demo', 'theme', 'mount_ui', 'PortInUse',
+           'check_port', 'serve_cli', 'alert_rules', 'write_alert_rules']
 
 # %% ../nbs/11_serve.ipynb #a2410ee3
 TRAIN_HINT = "run `make train`"
@@ -1137,6 +1137,22 @@ def mount_ui(app: FastAPI, state: ServingState) -> FastAPI:
                                footer_links=["api"], run_history=False, mcp_server=False, ssr_mode=False)
 
 # %% ../nbs/11_serve.ipynb #5714d2ed
+class PortInUse(CryptopredError):
+    "The app cannot listen where it was asked to."
+
+def check_port(
+    host: str,  # the interface the app will bind
+    port: int,  # its port
+) -> None:
+    "Raise `PortInUse`, naming the address and the remedy, when the app could not bind `host:port` now."
+    import socket
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a port in TIME_WAIT is free
+        try: sock.bind((host, port))
+        except OSError as e:
+            raise PortInUse(f"cannot serve on {host}:{port}: {e.strerror or e}; stop what uses it or choose another port "
+                            f"(--port, CRYPTOPRED_PORT)") from None
+
 def serve_cli(argv: list[str] | None = None) -> int:
     "`cryptopred serve [--host H] [--port P]`: the web UI and the JSON API under uvicorn."
     ap = argparse.ArgumentParser(prog="cryptopred serve", description="Serve the web UI and the JSON API (FastAPI + Gradio).")
@@ -1147,6 +1163,7 @@ def serve_cli(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     s = load_settings()
     import uvicorn
+    check_port(a.host or s.host, a.port or s.port)  # before the models load: a clear error, not a traceback after them
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     uvicorn.run(create_app(s), host=a.host or s.host, port=a.port or s.port, log_level=a.log_level, access_log=a.access_log,
                 timeout_graceful_shutdown=10)

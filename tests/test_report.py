@@ -285,3 +285,14 @@ def test_pipeline_cli_rejects_bad_arguments(capsys):
     for argv, msg in [(["--steps", "ingest,train"], "unknown steps train"), (["--budget", "0"], "--budget must be at least 1")]:
         with pytest.raises(SystemExit) as e: pipeline_cli(argv)
         assert e.value.code == 2 and msg in capsys.readouterr().err
+
+
+def test_pipeline_cli_refuses_a_busy_port_before_running_anything(tmp_path, monkeypatch):
+    from cryptopred.serve import PortInUse
+    monkeypatch.setenv("CRYPTOPRED_HOME", str(tmp_path / "home"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0)); busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(PortInUse, match=f"cannot serve on 127.0.0.1:{port}"):
+            pipeline_cli(["--serve", "--host", "127.0.0.1", "--port", str(port), "--no-pdf"])
+    assert not (tmp_path / "home" / "runs").exists()  # no step ran

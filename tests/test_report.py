@@ -227,6 +227,14 @@ def test_readme_is_generated_from_the_index_notebook():
     assert names and names <= known, names - known
     for link in re.findall(r"\]\((?!https?:)([^)#]+)\)", readme):
         assert (REPO_ROOT / link).exists(), link
+    # the headline numbers typed into the index notebook are the committed measurements, not stale ones
+    real = json.loads((REPO_ROOT / "reports" / "real_data_evaluation.json").read_text())["summary"]
+    serve = json.loads((REPO_ROOT / "reports" / "benchmarks" / "serve.json").read_text())["details"]["levels"]
+    at32 = next(lv for lv in serve if lv["clients"] == 32)
+    assert f"mean holdout ROC-AUC of {real['mean_roc_auc']:.3f}" in readme
+    assert f"zero on {real['positive_brier_skill']} of {real['coins']} coins" in readme
+    assert f"level on only {real['beats_best_baseline']} of {real['coins']}" in readme
+    assert f"32 concurrent clients with a p99 latency of {at32['p99_ms']:.1f} ms" in readme
 
 
 def test_benchmarks_run_all_and_measure_memory(tmp_path):

@@ -41,12 +41,12 @@ from .config import _REPO_ROOT, CryptopredError, Settings, load_settings
 from .pipeline import RunRecord, latest_run, list_runs, utcnow, write_json
 
 # %% auto #0
-__all__ = ['REPO_ROOT', 'NBS_DIR', 'REPORTS_DIR', 'REPORT_STEPS', 'EVIDENCE_STEPS', 'STEP_COMMANDS', 'TITLE', 'README_NOTE',
-           'PLACEHOLDERS', 'NOTICE', 'REPORT_CSS', 'BROWSERS', 'DIAGRAM_SRC', 'DIAGRAM_PNG', 'BENCH_FIELDS',
-           'BENCH_HEADER', 'PROSE', 'SECTION_NEEDS', 'FIGURES_DIRNAME', 'FEATURE_BLOCKS', 'MONITORED', 'SECTIONS',
-           'ReportError', 'Citation', 'ReportRun', 'RunSelection', 'collect_runs', 'lookup', 'metric', 'has_metric',
-           'format_value', 'fmt_metric', 'aggregate', 'fmt_agg', 'md_table', 'fmt_cell', 'metrics_table', 'Col',
-           'cited_table', 'empty_sections', 'shift_headings', 'html_tables_to_markdown', 'notebook_markdown',
+__all__ = ['REPO_ROOT', 'NBS_DIR', 'REPORTS_DIR', 'REPORT_STEPS', 'EVIDENCE_STEPS', 'STEP_COMMANDS', 'TITLE', 'SOURCES_FILE',
+           'README_NOTE', 'PLACEHOLDERS', 'NOTICE', 'REPORT_CSS', 'BROWSERS', 'DIAGRAM_SRC', 'DIAGRAM_PNG',
+           'BENCH_FIELDS', 'BENCH_HEADER', 'PROSE', 'SECTION_NEEDS', 'FIGURES_DIRNAME', 'FEATURE_BLOCKS', 'MONITORED',
+           'SECTIONS', 'ReportError', 'Citation', 'ReportRun', 'RunSelection', 'collect_runs', 'lookup', 'metric',
+           'has_metric', 'format_value', 'fmt_metric', 'aggregate', 'fmt_agg', 'md_table', 'fmt_cell', 'metrics_table',
+           'Col', 'cited_table', 'empty_sections', 'shift_headings', 'html_tables_to_markdown', 'notebook_markdown',
            'select_paragraphs', 'notebook_summary', 'readme_text', 'write_readme', 'check_report', 'markdown_to_html',
            'find_browser', 'pdf_page_count', 'html_to_pdf', 'compact_png', 'panel_png', 'report_notebook', 'png_text',
            'render_diagram', 'diagram_is_current', 'ensure_diagram', 'validate_benchmark', 'write_benchmark_json',
@@ -71,6 +71,9 @@ STEP_COMMANDS = {"ingest": "make ingest", "profile": "make profile", "train_fore
                  "evaluate_real": "make evaluate-real"}
 
 TITLE = "Technical Report: Cryptocurrency Price Prediction MLOps Pipeline"
+# Beside the report: the metrics of every run it cites, so that its numbers can be checked wherever the report is read
+# (the runs themselves stay in the git-ignored home of the machine that ran them).
+SOURCES_FILE = "technical_report_sources.json"
 
 class ReportError(CryptopredError):
     "The report cannot be built as asked; the message names the run, file or key and what to do."
@@ -1691,6 +1694,7 @@ def build_report(
     for stale in ctx.figures_dir.glob("*.png"):
         if stale.name not in ctx.written: stale.unlink()
     md_path = _write_bytes(out / "technical_report.md", md.encode())
+    _write_bytes(out / SOURCES_FILE, json.dumps({r.id: r.metrics for r in ctx.sources()}, indent=1, sort_keys=True).encode())
     problems = check_report(md, ctx.sources(), base_dir=out)
     html_path = _write_bytes(out / "technical_report.html", markdown_to_html(md, out).encode())
     nb_path = _write_bytes(out / "technical_report.ipynb", nbformat.writes(report_notebook(md, out)).encode())

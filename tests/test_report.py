@@ -78,6 +78,10 @@ def test_report_from_a_small_simulated_pipeline(small):
     assert {st: rep["runs"][st] for st in REPORT_STEPS} == {st: runs[st].run_id for st in REPORT_STEPS}
     assert "technical_report.html" in (runs["report"].path / "report.ipynb").read_text()
     md = (out / "technical_report.md").read_text()
+    # beside it, the metrics of every run it cites (what lets a committed report be re-checked anywhere)
+    from cryptopred.report import SOURCES_FILE
+    kept = json.loads((out / SOURCES_FILE).read_text())
+    assert {st: kept[runs[st].run_id] for st in REPORT_STEPS} == {st: runs[st].metrics for st in REPORT_STEPS}
     # the template's sections, in order, none empty, no placeholder or notice left
     heads = [sec.heading for sec in SECTIONS]
     assert [md.index(h) for h in heads] == sorted(md.index(h) for h in heads)
@@ -304,3 +308,15 @@ def test_pipeline_cli_refuses_a_busy_port_before_running_anything(tmp_path, monk
         with pytest.raises(PortInUse, match=f"cannot serve on 127.0.0.1:{port}"):
             pipeline_cli(["--serve", "--host", "127.0.0.1", "--port", str(port), "--no-pdf"])
     assert not (tmp_path / "home" / "runs").exists()  # no step ran
+
+
+def test_committed_report_matches_the_metrics_it_cites():
+    "The committed report, checked in any clone: its numbers against the committed metrics of the runs it cites."
+    from cryptopred.report import SOURCES_FILE
+    out = REPO_ROOT / "reports"
+    md = (out / "technical_report.md").read_text()
+    sources = json.loads((out / SOURCES_FILE).read_text())
+    cited = set(re.findall(r'data-run="([^"]+)"', md))
+    assert len(cited) >= 8 and cited <= set(sources)
+    assert check_report(md, sources, base_dir=out) == []
+    assert md.count('class="metric"') > 500

@@ -95,8 +95,12 @@ bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/
 ##@ Development
 test: $(STAMP) nbtest pytest ## notebook tests and pytest
 
-nbtest: $(STAMP) ## run the tests inside the library notebooks
-	$(BIN)/nbdev-test --n-workers 2
+NETGUARD_LOG := $(CURDIR)/.netguard.log
+
+nbtest: $(STAMP) ## run the tests inside the library notebooks (network guard: loopback only)
+	@rm -f $(NETGUARD_LOG)
+	PYTHONPATH=$(CURDIR)/tests/netguard NETGUARD_LOG=$(NETGUARD_LOG) $(BIN)/nbdev-test --n-workers 2
+	@if [ -s $(NETGUARD_LOG) ]; then echo "network guard: the notebook tests tried to leave loopback:"; cat $(NETGUARD_LOG); exit 1; fi
 
 pytest: $(STAMP) ## run tests/ (integration, fault injection, API, browser, run-books)
 	$(BIN)/python -m pytest tests $(ARGS)

@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from cryptopred.config import Settings, load_settings
-
 REPO = Path(__file__).resolve().parents[1]
+GUARD = REPO / "tests" / "netguard"
+
+# Nothing in the suite may try the internet: guard this process and, through PYTHONPATH (sitecustomize), every Python
+# process it starts; every refused attempt is logged and fails the session (`pytest_sessionfinish`).
+os.environ.setdefault("NETGUARD_LOG", str(Path(tempfile.mkdtemp(prefix="netguard-")) / "refused.log"))
+os.environ["PYTHONPATH"] = os.pathsep.join([str(GUARD), *filter(None, [os.environ.get("PYTHONPATH")])])
+sys.path.insert(0, str(GUARD))
+import netguard  # noqa: E402,F401
+
+from cryptopred.config import Settings, load_settings  # noqa: E402
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,3 +49,12 @@ def real_data_dir() -> Path:
     if not (d / "bitcoin_daily.csv").is_file():
         pytest.skip(f"real data folder {d} is absent (it lies beside the project at ../shared/data/real)")
     return d
+
+
+def pytest_sessionfinish(session, exitstatus):
+    "Fail the run when any test, or any process a test started, tried to leave loopback."
+    log = Path(os.environ["NETGUARD_LOG"])
+    refused = log.read_text().strip() if log.is_file() else ""
+    if refused:
+        session.config.get_terminal_writer().line(f"\nnetwork guard: the suite tried to leave loopback:\n{refused}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -994,6 +994,12 @@ def need(self: ReportContext, run: ReportRun, *keys: str) -> str | None:
     return not_available(f"{run.id} does not record {keys_}: run `{STEP_COMMANDS.get(run.step, run.step)}` again")
 
 @patch
+def gap(self: ReportContext, section: str, step: str) -> str | None:
+    "The notice when `step` has no run, or its run lacks what `section` reads (`SECTION_NEEDS`); None when usable."
+    run = self.run(step)
+    return self.missing(step) if run is None else self.need(run, *needs(section, step))
+
+@patch
 def image(self: ReportContext, data: bytes, name: str, caption: str, source: str = "") -> str:
     "Write a compact copy of a PNG into the report's figures and return the Markdown image with its caption."
     dst = _write_bytes(self.figures_dir / name, compact_png(data))
@@ -1136,8 +1142,7 @@ def introduction(ctx: ReportContext) -> str:
     "1. The problem and the objectives (from the front page), the data this report was computed on, the findings."
     intro = section_prose(ctx, "1", level=2)
     run = ctx.run("ingest")
-    if run is None: return _join(intro, ctx.missing("ingest"))
-    if (gap := ctx.need(run, *needs("1", "ingest"))): return _join(intro, gap)
+    if (gap := ctx.gap("1", "ingest")): return _join(intro, gap)
     coins = ", ".join(fmt_metric(run, f"coins.{i}") for i in range(len(metric(run, "coins"))))
     data = (f"The numbers in this report were computed on {fmt_metric(run, 'granularity')} data from the "
             f"{fmt_metric(run, 'source')} source for {coins}; each links back to the run that measured it (Appendix C "
@@ -1162,8 +1167,7 @@ def technical_details(ctx: ReportContext) -> str:
 def data_ingestion(ctx: ReportContext) -> str:
     "3.1 Sources, endpoints, storage (library prose); rows ingested per coin and the rate-limit handling in force."
     run = ctx.run("ingest")
-    if run is None: return _join(section_prose(ctx, "3.1"), results("The latest ingest", ctx.missing("ingest")))
-    if (gap := ctx.need(run, *needs("3.1", "ingest"))): return _join(section_prose(ctx, "3.1"), results("The latest ingest", gap))
+    if (gap := ctx.gap("3.1", "ingest")): return _join(section_prose(ctx, "3.1"), results("The latest ingest", gap))
     cs = coins_of(run, "per_coin")
     per = cited_table(run, cs, [Col("rows added", "per_coin.{row}.rows_added"), Col("duplicates", "per_coin.{row}.duplicates"),
                                 Col("updated", "per_coin.{row}.updated"), Col("quarantined", "per_coin.{row}.quarantined"),
@@ -1190,8 +1194,7 @@ def data_ingestion(ctx: ReportContext) -> str:
 def preprocessing(ctx: ReportContext) -> str:
     "3.2 The cleaning steps (library prose) and the cleaning report's counts from the classifier's training run."
     run = ctx.run("train_classifier")
-    if run is None: return _join(section_prose(ctx, "3.2"), results("What cleaning found", ctx.missing("train_classifier")))
-    counts = ctx.need(run, *needs("3.2", "train_classifier")) or _join(
+    counts = ctx.gap("3.2", "train_classifier") or _join(
         f"The cleaning report of every coin, from run {run.id} (which cleaned the stored rows before building features):",
         cited_table(run, coins_of(run, "cleaning"), [
             Col("rows in", "cleaning.{row}.rows_in", "{:,}"), Col("rows out", "cleaning.{row}.rows_out", "{:,}"),
@@ -1222,8 +1225,7 @@ def feature_block(name: str) -> str:
 def feature_engineering(ctx: ReportContext) -> str:
     "3.3 Every feature and its rationale (library prose), the features used by block, the importance figure."
     run = ctx.run("train_classifier")
-    if run is None: return _join(section_prose(ctx, "3.3"), results("Features used", ctx.missing("train_classifier")))
-    if (gap := ctx.need(run, *needs("3.3", "train_classifier"))): return _join(section_prose(ctx, "3.3"), results("Features used", gap))
+    if (gap := ctx.gap("3.3", "train_classifier")): return _join(section_prose(ctx, "3.3"), results("Features used", gap))
     feats = metric(run, "features")
     by_block: dict[str, list[str]] = {}
     for i, f in enumerate(feats): by_block.setdefault(feature_block(str(f)), []).append(f"<code>{fmt_metric(run, f'features.{i}')}</code>")

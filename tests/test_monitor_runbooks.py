@@ -9,7 +9,7 @@ from cryptopred.monitor.alerts import read_alerts
 from cryptopred.monitor.profiles import list_profiles
 from cryptopred.runs import run_step
 from cryptopred.report.build import build_report
-from cryptopred.report.sections import SECTION_NEEDS
+from cryptopred.report.context import SECTION_NEEDS
 from cryptopred.schedule import settings_env
 
 

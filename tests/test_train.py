@@ -11,7 +11,7 @@ from train_helpers import QUICK, simulated_home
 from cryptopred.features import build_panel
 from cryptopred.forecast import default_params
 from cryptopred.runs import latest_run, run_step
-from cryptopred.report.sections import SECTION_NEEDS
+from cryptopred.report.context import SECTION_NEEDS
 from cryptopred.commands import train_cli
 from cryptopred.registry import open_registry
 from cryptopred.train.classifier import fit_classifier

@@ -81,7 +81,7 @@ schedule: $(STAMP) ## run the scheduler until stopped (ARGS="--list", "--once in
 
 ##@ Evidence for the report (slow; their summaries are committed in reports/)
 demo-drift: $(STAMP) ## the drift loop on simulated data: regime change -> drift -> alert -> retrain -> promotion -> the app serves it
-	$(BIN)/python -c 'from cryptopred.schedule import demo_drift_cli; raise SystemExit(demo_drift_cli())' $(ARGS)
+	$(CLI) demo-drift $(ARGS)
 
 evaluate-real: $(STAMP) ## classifier on every real daily coin -> reports/real_data_evaluation.md (ARGS="-p budget 4")
 	$(CLI) run evaluate_real $(ARGS)
@@ -113,10 +113,10 @@ export: $(STAMP) ## strip notebook noise, then notebooks -> cryptopred/ package 
 	$(BIN)/nbdev-export
 
 readme: $(STAMP) ## write README.md from nbs/index.ipynb (the README is generated, never edited)
-	$(BIN)/python -c 'from cryptopred.report import write_readme; print(write_readme())'
+	$(BIN)/python -c 'from cryptopred.report.prose import write_readme; print(write_readme())'
 
 screenshot: $(STAMP) ## the browser test, saving its picture of the web app to reports/figures/frontend.png (the report shows it)
 	CRYPTOPRED_SCREENSHOT=$(CURDIR)/reports/figures/frontend.png $(BIN)/python -m pytest tests/test_serve_ui.py -k browser -q
 
 diagram: $(STAMP) ## render reports/pipeline.dot into reports/figures/pipeline.png (Graphviz)
-	$(BIN)/python -c 'from cryptopred.report import render_diagram; print(render_diagram())'
+	$(BIN)/python -c 'from cryptopred.report.render import render_diagram; print(render_diagram())'

@@ -12,7 +12,7 @@ import pandas as pd
 from coingecko_fake import DAY_MS, FakeCoinGecko
 
 from cryptopred.config import Settings, load_settings
-from cryptopred.sources import CoinGecko
+from cryptopred.data.coingecko import CoinGecko
 
 NOW = pd.Timestamp("2026-03-10 15:27:13", tz="UTC")  # the fake's and the client's "now" (never across a midnight)
 SECRET = "CG-test-SECRET-9f8e7d"  # an API key that must never show up anywhere but in a request header

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from cryptopred.forecast import ForecastError, read_real, real_data_dir
+from cryptopred.data.csv import read_real, real_data_dir
+from cryptopred.forecast import ForecastError
 
 
 def real_dir() -> Path:

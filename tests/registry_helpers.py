@@ -17,7 +17,8 @@ from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from cryptopred.registry import ModelRegistry, frame_sha256
+from cryptopred.artifacts import frame_sha256
+from cryptopred.registry import ModelRegistry
 
 logging.getLogger("cmdstanpy").disabled = True
 

@@ -14,10 +14,11 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from sklearn.linear_model import LogisticRegression
 
 from cryptopred.config import Settings, load_settings
-from cryptopred.monitor import monitored_features
-from cryptopred.registry import ModelRegistry, frame_sha256
-from cryptopred.sources import SimulatedMarket
-from cryptopred.store import ingest
+from cryptopred.monitor.checks import monitored_features
+from cryptopred.artifacts import frame_sha256
+from cryptopred.registry import ModelRegistry
+from cryptopred.data.simulated import SimulatedMarket
+from cryptopred.data.ingest import ingest
 
 T_END = pd.Timestamp("2026-03-01", tz="UTC")  # the last stored day
 T_CHANGE = pd.Timestamp("2025-12-31", tz="UTC")  # volatility x3 and autocorrelation flipped from here on

@@ -16,15 +16,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cryptopred.classify import DirectionModel, coin_inputs, evaluate_classifier, fit_final_model
+from cryptopred.classify import DirectionModel, evaluate_classifier, fit_final_model
+from cryptopred.studies.classifier import coin_inputs
 from cryptopred.config import Settings, load_settings
 from cryptopred.features import build_panel
 from cryptopred.forecast import ProphetForecaster, forecast_metrics
-from cryptopred.pipeline import to_jsonable
-from cryptopred.registry import ModelRegistry, frame_sha256, open_registry
-from cryptopred.sources import SimulatedMarket
-from cryptopred.store import Store, ingest
-from cryptopred.train import calibration_records
+from cryptopred.common import to_jsonable
+from cryptopred.artifacts import frame_sha256
+from cryptopred.registry import ModelRegistry, open_registry
+from cryptopred.data.simulated import SimulatedMarket
+from cryptopred.data.ingest import ingest
+from cryptopred.data.store import Store
+from cryptopred.train.classifier import calibration_records
 
 logging.getLogger("cmdstanpy").disabled = True
 

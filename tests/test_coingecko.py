@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 from data_helpers import NOW, SECRET, client, expected_days, fake_prices, frozen_fake, retry_waits
 
-from cryptopred.sources import CoinGecko, CoinGeckoError, SourceUnavailable, UnknownCoin
+from cryptopred.data.coingecko import UnknownCoin
+from cryptopred.data.coingecko import CoinGecko, CoinGeckoError
+from cryptopred.data.core import SourceUnavailable
 
 
 @pytest.fixture

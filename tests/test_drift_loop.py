@@ -10,9 +10,10 @@ import pytest
 from monitor_helpers import SECRET_PATH, webhook_receiver
 
 from cryptopred.config import load_settings
-from cryptopred.monitor import read_predictions
+from cryptopred.monitor.predictions import read_predictions
 from cryptopred.registry import ModelRegistry
-from cryptopred.schedule import demo_checks, demo_drift, read_schedule_log
+from cryptopred.demo import demo_checks, demo_drift
+from cryptopred.schedule import read_schedule_log
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cryptopred.pipeline import run_step
+from cryptopred.runs import run_step
 
 SMALL = {"coins": ["bitcoin", "ethereum"], "holdout_start": "2025-10-01", "budget": 1, "n_boot": 100, "n_jobs": 1,
          "protocol": {"train_start": "2023-06-01"}}

@@ -9,19 +9,7 @@ import ta
 from features_helpers import REAL_COINS, REAL_DIR, needs_real, read_real, simulated_market
 
 from cryptopred.config import load_settings
-from cryptopred.features import (
-    NON_FEATURES,
-    OPTIONAL_FEATURES,
-    bollinger_pctb,
-    build_features,
-    build_panel,
-    ema,
-    feature_columns,
-    macd,
-    rsi,
-    sma,
-    warmup_steps,
-)
+from cryptopred.features import NON_FEATURES, OPTIONAL_FEATURES, bollinger_pctb, build_features, build_panel, ema, feature_columns, macd, rsi, sma, warmup_steps
 from cryptopred.preprocess import PreprocessError, clean
 
 TOL = 1e-8

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from data_helpers import SECRET, frozen_fake
 
-from cryptopred.pipeline import run_step
-from cryptopred.store import Store
+from cryptopred.runs import run_step
+from cryptopred.data.store import Store
 
 
 @pytest.fixture

@@ -12,32 +12,22 @@ import pytest
 from monitor_helpers import prediction, random_walk_prices
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
-from cryptopred.config import ConfigError, load_settings
-from cryptopred.monitor import (
-    DriftReport,
-    MonitorError,
-    concept_drift,
-    data_drift,
-    drift_figure,
-    example_features,
-    list_profiles,
-    merge_profiles,
-    profile_frame,
-    profile_metadata,
-    read_profile,
-    resolve_predictions,
-    retrain_decision,
-    serving_health,
-    write_profile,
-)
-from cryptopred.pipeline import save_figure
+from cryptopred.common import ConfigError
+from cryptopred.config import load_settings
+from cryptopred.monitor.alerts import retrain_decision
+from cryptopred.monitor.core import MonitorError, example_features
+from cryptopred.monitor.drift import DriftReport, data_drift, drift_figure
+from cryptopred.monitor.health import serving_health
+from cryptopred.monitor.performance import concept_drift, resolve_predictions
+from cryptopred.monitor.profiles import list_profiles, merge_profiles, profile_frame, profile_metadata, read_profile, write_profile
+from cryptopred.common import save_figure
 
 VOL_LIKE = ["abs_ret", "vol_7", "vol_30"]
 
 
 def test_import_is_light():
-    "Importing the module loads neither whylogs nor scipy, matplotlib, httpx or prometheus_client."
-    code = ("import sys, cryptopred.monitor; heavy = [m for m in ('whylogs', 'scipy', 'matplotlib', 'httpx', "
+    "Importing the monitor's modules loads neither whylogs nor scipy, matplotlib, httpx or prometheus_client."
+    code = ("import sys, cryptopred.monitor.checks, cryptopred.monitor.alerts, cryptopred.monitor.health; heavy = [m for m in ('whylogs', 'scipy', 'matplotlib', 'httpx', "
             "'prometheus_client') if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -216,7 +206,7 @@ def test_prometheus_rules_pass_promtool(settings, tmp_path):
     "The generated alerting rules are valid for Prometheus (promtool is installed by CI; skipped where it is not)."
     import shutil
 
-    from cryptopred.monitor import prometheus_rules
+    from cryptopred.monitor.health import prometheus_rules
     promtool = shutil.which("promtool")
     if promtool is None: pytest.skip("promtool is not installed (CI installs the prometheus package)")
     path = tmp_path / "cryptopred_rules.yml"

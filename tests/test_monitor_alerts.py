@@ -8,7 +8,8 @@ import threading
 import pytest
 from monitor_helpers import SECRET_PATH, webhook_receiver
 
-from cryptopred.monitor import MonitorError, raise_alert, read_alerts
+from cryptopred.monitor.alerts import raise_alert, read_alerts
+from cryptopred.monitor.core import MonitorError
 
 SECRET = SECRET_PATH.rsplit("/", 1)[-1]
 

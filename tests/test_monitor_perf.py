@@ -6,15 +6,9 @@ import pandas as pd
 import pytest
 from monitor_helpers import prediction, random_walk_prices
 
-from cryptopred.monitor import (
-    MonitorError,
-    PredictionLog,
-    calibration_table,
-    concept_drift,
-    performance_summary,
-    resolve_predictions,
-    rolling_performance,
-)
+from cryptopred.monitor.core import MonitorError
+from cryptopred.monitor.performance import calibration_table, concept_drift, performance_summary, resolve_predictions, rolling_performance
+from cryptopred.monitor.predictions import PredictionLog
 
 
 def test_log_to_outcomes_for_two_coins_and_hourly_horizons(settings):

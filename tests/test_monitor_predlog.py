@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from monitor_helpers import prediction
 
-from cryptopred.monitor import MonitorError, PredictionLog, read_predictions
+from cryptopred.monitor.core import MonitorError
+from cryptopred.monitor.predictions import PredictionLog, read_predictions
 
 T0 = pd.Timestamp("2025-06-01 23:00", tz="UTC")
 
@@ -47,7 +48,7 @@ def test_many_threads_append_and_close_loses_nothing(settings):
 _CHILD = """
 import sys, pandas as pd
 from cryptopred.config import load_settings
-from cryptopred.monitor import PredictionLog
+from cryptopred.monitor.predictions import PredictionLog
 sys.path.insert(0, {tests!r})
 from monitor_helpers import prediction
 log = PredictionLog(load_settings(environ={{"CRYPTOPRED_HOME": {home!r}}}, env_file=None), maxsize=16)

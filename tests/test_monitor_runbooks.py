@@ -5,9 +5,11 @@ from __future__ import annotations
 from monitor_helpers import SECRET_PATH, webhook_receiver
 from schedule_helpers import T_END, drift_settings, drifted_store, metrics_endpoint, register_champions
 
-from cryptopred.monitor import list_profiles, read_alerts
-from cryptopred.pipeline import run_step
-from cryptopred.report import SECTION_NEEDS, build_report
+from cryptopred.monitor.alerts import read_alerts
+from cryptopred.monitor.profiles import list_profiles
+from cryptopred.runs import run_step
+from cryptopred.report.build import build_report
+from cryptopred.report.context import SECTION_NEEDS
 from cryptopred.schedule import settings_env
 
 

@@ -10,7 +10,8 @@ from features_helpers import REAL_COINS, needs_real, read_real, simulated_market
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cryptopred.config import CryptopredError, load_settings
+from cryptopred.common import CryptopredError
+from cryptopred.config import load_settings
 from cryptopred.preprocess import CLEAN_COLUMNS, CleaningReport, PreprocessError, clean, gap_runs
 
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

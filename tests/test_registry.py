@@ -32,22 +32,11 @@ from registry_helpers import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from cryptopred.config import CryptopredError, load_settings
-from cryptopred.registry import (
-    KINDS,
-    MANIFEST,
-    ChampionWatcher,
-    IntegrityError,
-    ModelFormatError,
-    ModelKind,
-    ModelNotFound,
-    ModelRegistry,
-    PromotionError,
-    RegistryBusy,
-    RegistryError,
-    UntrustedModelError,
-    sha256_hex,
-)
+from cryptopred.common import CryptopredError
+from cryptopred.config import load_settings
+from cryptopred.artifacts import KINDS
+from cryptopred.artifacts import IntegrityError, MANIFEST, ModelFormatError, ModelKind, ModelNotFound, PromotionError, RegistryBusy, RegistryError, UntrustedModelError, sha256_hex
+from cryptopred.registry import ChampionWatcher, ModelRegistry
 
 KEY = ("classifier", "bitcoin", "daily")
 

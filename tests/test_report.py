@@ -22,29 +22,15 @@ from pypdf import PdfReader
 from report_helpers import SMALL_ENV, copy_run, failed_run, require_browser, require_tool, small_pipeline
 
 from cryptopred.config import KNOWN_ENV, Settings, env_var, load_settings
-from cryptopred.pipeline import PIPELINE_STEPS, pipeline_cli
-from cryptopred.report import (
-    DIAGRAM_PNG,
-    DIAGRAM_SRC,
-    NOTICE,
-    PLACEHOLDERS,
-    REPO_ROOT,
-    REPORT_STEPS,
-    SECTIONS,
-    ReportError,
-    build_report,
-    check_report,
-    collect_runs,
-    diagram_is_current,
-    empty_sections,
-    ensure_diagram,
-    html_to_pdf,
-    pdf_page_count,
-    png_text,
-    readme_text,
-    render_diagram,
-    repository_url,
-)
+from cryptopred.commands import pipeline_cli
+from cryptopred.pipeline import PIPELINE_STEPS
+from cryptopred.common import REPO_ROOT
+from cryptopred.report.build import build_report
+from cryptopred.report.check import NOTICE, PLACEHOLDERS, check_report
+from cryptopred.report.cite import REPORT_STEPS, ReportError, collect_runs
+from cryptopred.report.prose import empty_sections, readme_text
+from cryptopred.report.render import DIAGRAM_PNG, DIAGRAM_SRC, diagram_is_current, ensure_diagram, html_to_pdf, pdf_page_count, png_text, render_diagram
+from cryptopred.report.sections import SECTIONS, repository_url
 
 BENCH = Path(__file__).resolve().parent / "benchmarks"
 
@@ -79,7 +65,7 @@ def test_report_from_a_small_simulated_pipeline(small):
     assert "technical_report.html" in (runs["report"].path / "report.ipynb").read_text()
     md = (out / "technical_report.md").read_text()
     # beside it, the metrics of every run it cites (what lets a committed report be re-checked anywhere)
-    from cryptopred.report import SOURCES_FILE
+    from cryptopred.report.cite import SOURCES_FILE
     kept = json.loads((out / SOURCES_FILE).read_text())
     assert {st: kept[runs[st].run_id] for st in REPORT_STEPS} == {st: runs[st].metrics for st in REPORT_STEPS}
     # the template's sections, in order, none empty, no placeholder or notice left
@@ -300,7 +286,7 @@ def test_pipeline_cli_rejects_bad_arguments(capsys):
 
 
 def test_pipeline_cli_refuses_a_busy_port_before_running_anything(tmp_path, monkeypatch):
-    from cryptopred.serve import PortInUse
+    from cryptopred.serve.deploy import PortInUse
     monkeypatch.setenv("CRYPTOPRED_HOME", str(tmp_path / "home"))
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0)); busy.listen()
@@ -312,7 +298,7 @@ def test_pipeline_cli_refuses_a_busy_port_before_running_anything(tmp_path, monk
 
 def test_committed_report_matches_the_metrics_it_cites():
     "The committed report, checked in any clone: its numbers against the committed metrics of the runs it cites."
-    from cryptopred.report import SOURCES_FILE
+    from cryptopred.report.cite import SOURCES_FILE
     out = REPO_ROOT / "reports"
     md = (out / "technical_report.md").read_text()
     sources = json.loads((out / SOURCES_FILE).read_text())

@@ -13,9 +13,11 @@ import pytest
 from data_helpers import NOW, cg_settings, cli_env, frozen_fake
 from schedule_helpers import tree_digest
 
-from cryptopred.monitor import read_alerts
-from cryptopred.schedule import Scheduler, read_schedule_log, schedule_cli
-from cryptopred.store import Store, ingest
+from cryptopred.monitor.alerts import read_alerts
+from cryptopred.commands import schedule_cli
+from cryptopred.schedule import Scheduler, read_schedule_log
+from cryptopred.data.ingest import ingest
+from cryptopred.data.store import Store
 
 
 @pytest.fixture

@@ -20,9 +20,10 @@ from serve_helpers import (
     served_home,  # noqa: F401  (a fixture)
 )
 
-from cryptopred.monitor import read_predictions
-from cryptopred.serve import MAX_FORECAST_DAYS, create_app
-from cryptopred.store import ingest
+from cryptopred.monitor.predictions import read_predictions
+from cryptopred.serve.app import create_app
+from cryptopred.serve.schemas import MAX_FORECAST_DAYS
+from cryptopred.data.ingest import ingest
 
 PREDICT = "/api/v1/predict"
 

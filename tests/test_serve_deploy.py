@@ -18,7 +18,8 @@ import pytest
 import yaml
 from serve_helpers import free_port, parse_metrics, sample, served_home  # noqa: F401  (a fixture)
 
-from cryptopred.serve import ServeMetrics, alert_rules
+from cryptopred.serve.deploy import alert_rules
+from cryptopred.serve.state import ServeMetrics
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -110,7 +111,7 @@ def test_dockerfile_cmd_serves_and_is_scraped(served_home, tmp_path):  # noqa: F
 
 def test_committed_alert_rules_are_the_generated_ones():
     committed = (DEPLOY / "alert_rules.yml").read_text()
-    assert committed == alert_rules(), "deploy/alert_rules.yml is stale: python -c 'from cryptopred.serve import " \
+    assert committed == alert_rules(), "deploy/alert_rules.yml is stale: python -c 'from cryptopred.serve.deploy import " \
                                        "write_alert_rules; write_alert_rules()'"
 
 

@@ -14,10 +14,14 @@ import pytest
 from serve_helpers import live_server, parse_metrics, registry_of, served_home  # noqa: F401  (a fixture)
 
 from cryptopred.features import build_panel
-from cryptopred.monitor import PredictionLog, data_drift, drift_figure, profile_frame, raise_alert, read_predictions
-from cryptopred.pipeline import save_figure, utcnow, write_json, write_metrics
-from cryptopred.serve import create_app
-from cryptopred.store import Store
+from cryptopred.monitor.alerts import raise_alert
+from cryptopred.monitor.drift import data_drift, drift_figure
+from cryptopred.monitor.predictions import PredictionLog, read_predictions
+from cryptopred.monitor.profiles import profile_frame
+from cryptopred.common import save_figure, utcnow, write_json
+from cryptopred.runs import write_metrics
+from cryptopred.serve.app import create_app
+from cryptopred.data.store import Store
 
 # `make screenshot` sets CRYPTOPRED_SCREENSHOT=reports/figures/frontend.png (the picture the technical report shows);
 # a plain test run keeps its screenshot in the test's temporary folder and leaves the checkout untouched.

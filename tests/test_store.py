@@ -26,8 +26,11 @@ from data_helpers import (
 )
 
 from cryptopred.config import load_settings
-from cryptopred.sources import CoinGecko, SimulatedMarket, simulate_market
-from cryptopred.store import Store, ingest, ingest_cli
+from cryptopred.data.coingecko import CoinGecko
+from cryptopred.data.simulated import SimulatedMarket, simulate_market
+from cryptopred.commands import ingest_cli
+from cryptopred.data.ingest import ingest
+from cryptopred.data.store import Store
 
 
 @pytest.fixture
@@ -131,9 +134,10 @@ def test_coingecko_down_keeps_stored_data_and_skips_the_remaining_coins(fake, tm
 
 CRASH = textwrap.dedent("""
     import os, sys
-    import cryptopred.store as st
+    import cryptopred.data.store as st
     from cryptopred.config import load_settings
-    from cryptopred.sources import SimulatedMarket
+    from cryptopred.data.ingest import ingest
+    from cryptopred.data.simulated import SimulatedMarket
     import pandas as pd
     real = st._to_parquet
     def half_then_die(df, path):  # the process dies with half of the new file written
@@ -143,7 +147,7 @@ CRASH = textwrap.dedent("""
         os._exit(9)
     st._to_parquet = half_then_die
     now = pd.Timestamp("2026-03-10", tz="UTC")
-    st.ingest(load_settings(), source=SimulatedMarket(now=lambda: now), coins=["bitcoin"], days=40, now=now)
+    ingest(load_settings(), source=SimulatedMarket(now=lambda: now), coins=["bitcoin"], days=40, now=now)
 """)
 
 

@@ -10,9 +10,13 @@ from train_helpers import QUICK, simulated_home
 
 from cryptopred.features import build_panel
 from cryptopred.forecast import default_params
-from cryptopred.pipeline import latest_run, run_step
-from cryptopred.report import SECTION_NEEDS
-from cryptopred.train import fit_classifier, load_market, open_registry, train_all, train_cli
+from cryptopred.runs import latest_run, run_step
+from cryptopred.report.context import SECTION_NEEDS
+from cryptopred.commands import train_cli
+from cryptopred.registry import open_registry
+from cryptopred.train.classifier import fit_classifier
+from cryptopred.train.core import load_market
+from cryptopred.train.run import train_all
 
 
 def _needs(step: str) -> tuple[set[str], set[str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 
 from cryptopred.config import Settings, load_settings
-from cryptopred.store import ingest
+from cryptopred.data.ingest import ingest
 
 NOW = pd.Timestamp("2026-03-01 12:00", tz="UTC")  # the simulated market's "now" (a fixed history every run)
 QUICK = {"families": ["logistic"], "n_boot": 100, "importance_repeats": 2}  # a classifier run of a few seconds

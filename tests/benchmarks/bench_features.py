@@ -27,7 +27,7 @@ from features_helpers import REAL_COINS, REAL_DIR, read_real, simulated_market  
 
 from cryptopred.features import build_features, build_panel, feature_columns  # noqa: E402
 from cryptopred.preprocess import clean  # noqa: E402
-from cryptopred.report import write_benchmark_json  # noqa: E402
+from cryptopred.report.bench import write_benchmark_json  # noqa: E402
 
 OUT = REPO / "reports" / "benchmarks" / "features.json"
 GOAL_S = 2.0

@@ -13,8 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryptopred.monitor import PredictionLog, data_drift, example_features, prediction_line, profile_frame
-from cryptopred.report import write_benchmark_json
+from cryptopred.monitor.core import example_features
+from cryptopred.monitor.drift import data_drift
+from cryptopred.monitor.predictions import PredictionLog, prediction_line
+from cryptopred.monitor.profiles import profile_frame
+from cryptopred.report.bench import write_benchmark_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitor_helpers import prediction  # noqa: E402

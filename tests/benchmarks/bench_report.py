@@ -11,7 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for repo
 from benchutil import measure, row, write_result  # noqa: E402
 from report_helpers import small_pipeline  # noqa: E402
 
-from cryptopred.report import build_report, find_browser, html_to_pdf  # noqa: E402
+from cryptopred.report.build import build_report  # noqa: E402
+from cryptopred.report.render import find_browser, html_to_pdf  # noqa: E402
 
 
 def main() -> None:

@@ -33,8 +33,9 @@ sys.path.insert(0, str(HERE))
 from benchutil import RESULTS_ENV  # noqa: E402
 from serve_helpers import free_port, make_champions, serve_settings  # noqa: E402
 
-from cryptopred.monitor import serving_health  # noqa: E402
-from cryptopred.report import REPORTS_DIR, write_benchmark_json  # noqa: E402
+from cryptopred.monitor.health import serving_health  # noqa: E402
+from cryptopred.report.bench import write_benchmark_json  # noqa: E402
+from cryptopred.report.cite import REPORTS_DIR  # noqa: E402
 
 REQUESTS, WARMUP, LEVELS, DEADLINE_S, TIMEOUT_S = 2000, 300, (1, 32), 120.0, 10.0
 REPEATS = 3  # each level runs this many times; the row is the run with the median p99, the notes give the range

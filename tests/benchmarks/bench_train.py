@@ -31,8 +31,10 @@ from train_helpers import NOW  # noqa: E402
 
 from cryptopred.config import load_settings  # noqa: E402
 from cryptopred.features import build_panel  # noqa: E402
-from cryptopred.store import ingest  # noqa: E402
-from cryptopred.train import fit_classifier, fit_forecaster, load_market  # noqa: E402
+from cryptopred.data.ingest import ingest  # noqa: E402
+from cryptopred.train.classifier import fit_classifier  # noqa: E402
+from cryptopred.train.core import load_market  # noqa: E402
+from cryptopred.train.forecaster import fit_forecaster  # noqa: E402
 
 COINS = ("bitcoin", "ethereum", "solana", "binancecoin", "ripple")
 DAYS = 365

@@ -24,7 +24,8 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-from cryptopred.report import REPORTS_DIR, write_benchmark_json
+from cryptopred.report.bench import write_benchmark_json
+from cryptopred.report.cite import REPORTS_DIR
 
 RESULTS_ENV = "BENCH_RESULTS_DIR"  # run_all.py points this at the results folder
 

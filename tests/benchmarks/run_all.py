@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", type=Path, default=REPO / "reports" / "benchmarks.md", help="the Markdown table")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds one benchmark may take")
     a = ap.parse_args(argv)
-    from cryptopred.report import write_benchmarks_md
+    from cryptopred.report.bench import write_benchmarks_md
 
     scripts = sorted(p for p in a.bench_dir.glob("bench_*.py") if a.only in p.name)
     if not scripts:

@@ -165,14 +165,19 @@ def ingest_cli(argv: list[str] | None = None) -> int:
     return 0 if report.ok else 1
 
 # %% ../nbs/19a_commands.ipynb #8095aee5
-def _print_info(store: Store) -> None:
+def _print_info(store: Store) -> int:
+    "Print the store's summary; 1 when a file in it is unreadable (each one named), else 0."
     info = store.info()
-    if info.empty: print(f"the store at {store.root} is empty: run `make ingest`"); return
+    if info.empty: print(f"the store at {store.root} is empty: run `make ingest`"); return 0
     for c in ("first", "last"): info[c] = info[c].map(lambda t: "" if pd.isna(t) else t.strftime("%Y-%m-%d %H:%M"))
     print(f"store {store.root}")
-    print(info.to_string(index=False))
+    print(info.drop(columns="problem").to_string(index=False))
     if (info.source == "simulated").any():
         print("SIMULATED DATA: rows of source 'simulated' come from the simulated market, not from real prices")
+    bad = info[info.problem != ""]
+    for r in bad.itertuples(): print(f"PROBLEM {r.source}/{r.granularity}/{r.coin}: {r.problem} "
+                                     "(move the file away; the next ingest writes a new one)", file=sys.stderr)
+    return 1 if len(bad) else 0
 
 def store_cli(argv: list[str] | None = None) -> int:
     "`cryptopred store info` | `cryptopred store quarantine COIN [--source S] [--granularity G]`"
@@ -185,7 +190,7 @@ def store_cli(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     settings = load_settings()
     if a.cmd == "info":
-        _print_info(live_store(settings) if a.live else Store(settings)); return 0
+        return _print_info(live_store(settings) if a.live else Store(settings))
     st = Store(settings)
     label = _label_arg(a.source, settings) or read_source(settings, a.granularity, st)
     rows = st.quarantined(label, a.coin, a.granularity)

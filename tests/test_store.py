@@ -25,11 +25,11 @@ from data_helpers import (
     ms,
 )
 
+from cryptopred.commands import ingest_cli
 from cryptopred.config import load_settings
 from cryptopred.data.coingecko import CoinGecko
-from cryptopred.data.simulated import SimulatedMarket, simulate_market
-from cryptopred.commands import ingest_cli
 from cryptopred.data.ingest import ingest
+from cryptopred.data.simulated import SimulatedMarket, simulate_market
 from cryptopred.data.store import Store
 
 
@@ -211,7 +211,7 @@ def test_csv_import_of_the_real_bitcoin_daily_file(real_data_dir, tmp_path):
     # 2017-06-08 23:39) are nearer the next midnight, which has its own row, so they are quarantined
     assert len(btc) == 4676 and rep.results[0].quarantined == 2
     q = Store(s).quarantined("csv-real", "bitcoin")
-    assert sorted(q.raw_timestamp.str[:16]) == ["2017-06-06 23:29", "2017-06-08 23:39"]
+    assert sorted(q.raw_timestamp.str[:16]) == ["2017-06-06T23:29", "2017-06-08T23:39"]  # as written in the file
     day = btc.set_index("timestamp").loc[pd.Timestamp("2022-12-31", tz="UTC")]
     assert day.price == pytest.approx(16604.02, abs=0.01)
     assert btc.total_volume.isna().sum() == 242 and not (btc[["market_cap", "total_volume"]] == 0).any().any()
@@ -224,3 +224,90 @@ def test_csv_import_of_the_real_bitcoin_daily_file(real_data_dir, tmp_path):
     assert hourly.results[0].added == 19704 and hourly.results[0].quarantined == 0
     h = Store(s).read("bitcoin", "hourly", source="csv-real")
     assert h.market_cap.isna().all() and (h.timestamp.diff().dropna() == pd.Timedelta(hours=1)).all()
+
+
+def _csv(folder: Path, coin: str, lines: list[str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / f"{coin}_daily.csv"
+    p.write_text("snapped_at,price,market_cap,total_volume\n" + "\n".join(lines) + "\n")
+    return p
+
+
+def test_unreadable_and_out_of_range_timestamps_are_quarantined_never_the_whole_file(tmp_path):
+    s = load_settings(environ={}, env_file=None, home=tmp_path / "home")
+    good = [f"2026-01-0{d} 00:00:00 UTC,{100 + d},1e9,1e8" for d in range(1, 6)]
+    bad = ["notadate,1,1,1", "1767398400000,1,1,1", "2999-01-02 00:00:00 UTC,1,1,1", "9999-12-31,1,1,1"]
+    _csv(tmp_path / "a", "bitcoin", good + bad[:2])  # the coin once failed with a TypeError in validation
+    _csv(tmp_path / "a", "ethereum", good + bad[2:])  # the file once failed with OutOfBoundsDatetime in the reader
+    now = pd.Timestamp("2026-01-10", tz="UTC")
+    rep = ingest(s, source=f"csv:{tmp_path / 'a'}", coins=["bitcoin", "ethereum"], now=now)
+    assert rep.ok, rep.table()
+    assert [(r.added, r.quarantined) for r in rep.results] == [(5, 2), (5, 2)]
+    q = {c: Store(s).quarantined(rep.source, c).set_index("raw_timestamp").reason for c in ("bitcoin", "ethereum")}
+    assert q["bitcoin"]["notadate"] == "unparseable timestamp 'notadate'"
+    assert "epoch" in q["bitcoin"]["1767398400000"]
+    assert all("out of range" in r for r in q["ethereum"]), q["ethereum"].tolist()
+    assert Store(s).read("ethereum", source=rep.source).timestamp.dt.year.unique().tolist() == [2026]
+
+
+def test_two_csv_folders_of_the_same_name_never_share_a_store_file(tmp_path):
+    s = load_settings(environ={}, env_file=None, home=tmp_path / "home")
+    now = pd.Timestamp("2026-01-10", tz="UTC")
+    _csv(tmp_path / "x" / "real", "bitcoin", ["2026-01-01 00:00:00 UTC,100,1,1"])
+    _csv(tmp_path / "y" / "real", "bitcoin", ["2026-01-01 00:00:00 UTC,999,1,1", "2026-01-02 00:00:00 UTC,998,1,1"])
+    rx = ingest(s, source=f"csv:{tmp_path / 'x' / 'real'}", coins=["bitcoin"], now=now)
+    ry = ingest(s, source=f"csv:{tmp_path / 'y' / 'real'}", coins=["bitcoin"], now=now)
+    assert rx.ok and ry.ok and rx.source != ry.source
+    assert Store(s).read("bitcoin", source=rx.source).price.tolist() == [100.0]
+    assert Store(s).read("bitcoin", source=ry.source).price.tolist() == [999.0, 998.0]
+    assert Store(s).path(rx.source, "bitcoin") != Store(s).path(ry.source, "bitcoin")
+    assert rx.source == ingest(s, source=f"csv:{tmp_path / 'x' / 'real'}/", coins=["bitcoin"], now=now).source
+
+
+def test_store_info_reports_a_corrupt_quarantine_file_and_the_next_ingest_counts_what_it_stored(tmp_path):
+    home = tmp_path / "home"
+    s = load_settings(environ={}, env_file=None, home=home)
+    folder = tmp_path / "exports"
+    _csv(folder, "bitcoin", ["2026-01-01 00:00:00 UTC,100,1,1", "notadate,1,1,1"])
+    now = pd.Timestamp("2026-01-10", tz="UTC")
+    label = ingest(s, source=f"csv:{folder}", coins=["bitcoin"], now=now).source
+    qpath = Store(s).quarantine_path(label, "bitcoin")
+    qpath.write_bytes(b"PAR1 torn")
+    p = cli("store", "info", env=cli_env(home))
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert "bitcoin.quarantine.parquet is unreadable" in p.stderr and "bitcoin" in p.stdout
+    _csv(folder, "bitcoin", ["2026-01-01 00:00:00 UTC,100,1,1", "2026-01-02 00:00:00 UTC,101,1,1", "yesterday,1,1,1"])
+    p = cli("ingest", "--source", f"csv:{folder}", "--coins", "bitcoin", "--no-progress", env=cli_env(home))
+    assert p.returncode == 0 and "FAILED" not in p.stdout and "1 rows added" in p.stdout, p.stdout + p.stderr
+    assert "moved to bitcoin.quarantine.parquet.corrupt-" in p.stdout
+    assert [f.read_bytes() for f in qpath.parent.glob("*.corrupt-*")] == [b"PAR1 torn"]  # kept, not lost
+    assert Store(s).quarantined(label, "bitcoin").raw_timestamp.tolist() == ["yesterday"]
+
+
+EFBIG = textwrap.dedent("""
+    import resource, signal, sys
+    import pandas as pd
+    from cryptopred.config import load_settings
+    from cryptopred.data.ingest import ingest
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing us
+    s = load_settings()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+    rep = ingest(s, source="csv:" + sys.argv[1], coins=["bitcoin"], now=pd.Timestamp("2026-01-10", tz="UTC"))
+    print(rep.table()); print("ERROR:", rep.results[0].error); print("ADDED:", rep.results[0].added)
+""")
+
+
+def test_a_file_too_large_names_the_file_and_the_summary_counts_the_rows_stored(tmp_path):
+    folder = tmp_path / "exports"
+    good = [f"2026-01-0{d} 00:00:00 UTC,{100 + d},1,1" for d in range(1, 4)]
+    _csv(folder, "bitcoin", good + [f"not a date number {i} {'x' * 40},1,1,1" for i in range(4000)])  # a big quarantine
+    home = tmp_path / "home"
+    p = subprocess.run([sys.executable, "-c", EFBIG, str(folder)], env=cli_env(home), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    s = load_settings(environ={}, env_file=None, home=home)
+    label = Store(s).info().source.iloc[0]
+    qpath = Store(s).quarantine_path(label, "bitcoin")
+    assert "ADDED: 3" in p.stdout and "3 rows added" in p.stdout, p.stdout  # what was stored is counted
+    err = p.stdout.split("ERROR:")[1]
+    assert "File too large" in err and str(qpath) in err, err
+    assert len(Store(s).read("bitcoin", source=label)) == 3 and not qpath.exists()

@@ -15,7 +15,8 @@ import pandas as pd
 from ..common import CryptopredError
 
 # %% auto #0
-__all__ = ['COLUMNS', 'TS_DTYPE', 'SourceError', 'SourceUnavailable', 'Quote', 'Fetched', 'empty_points', 'Source']
+__all__ = ['COLUMNS', 'TS_DTYPE', 'SourceError', 'SourceUnavailable', 'Quote', 'Fetched', 'empty_points', 'parse_timestamps',
+           'Source']
 
 # %% ../../nbs/03a_data.core.ipynb #31c27465
 COLUMNS = ("timestamp", "price", "market_cap", "total_volume")  # the raw points every source delivers
@@ -48,6 +49,30 @@ class Fetched:
 def empty_points() -> pd.DataFrame:
     "A frame of raw points with no rows."
     return pd.DataFrame({"timestamp": pd.Series([], dtype=TS_DTYPE), **{c: pd.Series([], dtype="float64") for c in COLUMNS[1:]}})
+
+def _parse_one(text: str) -> tuple[pd.Timestamp, str]:
+    "One timestamp text as UTC, or NaT and why not."
+    try: return pd.to_datetime(text, utc=True, format="ISO8601").as_unit("ns"), ""  # beyond 2262 raises here
+    except pd.errors.OutOfBoundsDatetime:
+        return pd.NaT, f"timestamp {text!r} is out of range (supported: {pd.Timestamp.min:%Y-%m-%d} to {pd.Timestamp.max:%Y-%m-%d})"
+    except (ValueError, OverflowError, TypeError): return pd.NaT, ""
+
+def parse_timestamps(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    "Timestamp texts as UTC (a ` UTC` suffix or no zone means UTC) and, per value, why it cannot be read ('' when it can)."
+    raw = text.astype(str).str.strip()
+    iso = raw.str.replace(r"\s*UTC$", "+00:00", regex=True)
+    try:
+        ts = pd.to_datetime(iso, utc=True, errors="coerce", format="ISO8601").astype(TS_DTYPE)
+        why = pd.Series("", index=raw.index, dtype=object)
+    except (pd.errors.OutOfBoundsDatetime, OverflowError, ValueError):  # one value out of range fails the whole batch
+        parsed = [_parse_one(v) for v in iso]
+        ts = pd.Series([t for t, _ in parsed], index=raw.index, dtype=TS_DTYPE)
+        why = pd.Series([w for _, w in parsed], index=raw.index, dtype=object)
+    epoch = raw.str.fullmatch(r"-?\d{9,}(\.\d+)?")
+    unread = ts.isna() & (why == "")
+    why = why.mask(unread, "unparseable timestamp " + raw.map(repr))
+    why = why.mask(unread & epoch, why + " (a number: epoch times are not accepted, write an ISO 8601 date)")
+    return ts, why
 
 class Source(Protocol):
     "What `cryptopred.store.ingest` needs from a source."

@@ -7,6 +7,7 @@ Docs: https://github.com/cryptopred/cryptopred/data.csv.html.md"""
 # %% ../../nbs/03e_data.csv.ipynb #6edfad15
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -14,10 +15,10 @@ import pandas as pd
 
 from ..common import grid_of, to_utc
 from ..config import Settings, load_settings
-from .core import TS_DTYPE, Fetched, SourceError
+from .core import Fetched, SourceError, parse_timestamps
 
 # %% auto #0
-__all__ = ['CsvFormatError', 'read_price_csv', 'csv_label', 'CsvSource', 'RealDataError', 'real_data_dir', 'real_coins',
+__all__ = ['CsvFormatError', 'read_price_csv', 'RealDataError', 'real_data_dir', 'csv_label', 'CsvSource', 'real_coins',
            'read_real']
 
 # %% ../../nbs/03e_data.csv.ipynb #1e999ddf
@@ -25,7 +26,7 @@ class CsvFormatError(SourceError):
     "A CSV file is not in one of the two supported layouts."
 
 def read_price_csv(path: Path | str) -> pd.DataFrame:
-    "Raw points from a CoinGecko export or a `timestamp,price,market_cap,total_volume` file (+ a `problem` column)."
+    "Raw points from a CoinGecko export or a `timestamp,price,market_cap,total_volume` file (+ `problem`, `raw_timestamp`)."
     path = Path(path)
     if not path.is_file(): raise SourceError(f"{path}: no such CSV file")
     try: raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], skipinitialspace=True)
@@ -36,31 +37,46 @@ def read_price_csv(path: Path | str) -> pd.DataFrame:
     if ts_col is None or not {"price", "market_cap", "total_volume"} <= set(raw.columns):
         raise CsvFormatError(f"{path}: expected the columns snapped_at (or timestamp), price, market_cap, "
                              f"total_volume; found {', '.join(raw.columns)}")
-    text = raw[ts_col].str.strip()
-    out = pd.DataFrame({"timestamp": pd.to_datetime(text.str.replace(r"\s*UTC$", "+00:00", regex=True), utc=True,
-                                                    errors="coerce", format="ISO8601").astype(TS_DTYPE)})
-    problem = pd.Series("", index=raw.index, dtype=object).mask(out.timestamp.isna(), "unparseable timestamp " + text.map(repr))
+    ts, problem = parse_timestamps(raw[ts_col])
+    out = pd.DataFrame({"timestamp": ts})
     for c in ("price", "market_cap", "total_volume"):
         cell = raw[c].str.strip()
         out[c] = pd.to_numeric(cell.mask(cell == ""), errors="coerce").astype("float64")
         bad = out[c].isna() & (cell != "")
         problem = problem.mask(bad, problem.where(problem == "", problem + "; ") + f"{c} is not a number: " + cell.map(repr))
-    out["problem"] = problem.astype(str)
+    out["problem"], out["raw_timestamp"] = problem.astype(str), raw[ts_col].astype(str)  # the text, for the quarantine
     return out
 
 # %% ../../nbs/03e_data.csv.ipynb #28815ab3
-def csv_label(folder: Path | str) -> str:
-    "The store label of a CSV folder: `csv-<folder name>`."
-    name = re.sub(r"[^a-z0-9_-]+", "-", Path(folder).expanduser().resolve().name.lower()).strip("-")
-    return f"csv-{name or 'root'}"
+class RealDataError(SourceError):
+    "The real-data folder, or a file in it, cannot be used: the message names the folder or file and the cause."
+
+def real_data_dir(settings: Settings | None = None) -> Path:
+    "The folder of real market CSVs: the setting's folder, else the nearest ancestor's `shared/data/real`."
+    d = (settings or load_settings()).real_data_dir
+    if (d / "bitcoin_daily.csv").is_file(): return d
+    here = [Path(__file__).resolve()] if "__file__" in globals() else []
+    for parent in (p for h in [*here, Path.cwd().resolve()] for p in h.parents):
+        if (parent / "shared" / "data" / "real" / "bitcoin_daily.csv").is_file(): return parent / "shared" / "data" / "real"
+    raise RealDataError(f"no real market data: {d} is absent and no ancestor of the project holds shared/data/real "
+                        "(set CRYPTOPRED_REAL_DATA_DIR)")
+
+def csv_label(folder: Path | str, settings: Settings | None = None) -> str:
+    "The store label of a CSV folder: `csv-<folder name>` for the real-data folder, else `csv-<name>-<path hash>`."
+    folder = Path(folder).expanduser().resolve()
+    name = re.sub(r"[^a-z0-9_-]+", "-", folder.name.lower()).strip("-") or "root"
+    try: real = real_data_dir(settings).resolve()
+    except RealDataError: real = None
+    if folder == real: return f"csv-{name}"
+    return f"csv-{name}-{hashlib.sha256(str(folder).encode()).hexdigest()[:8]}"
 
 class CsvSource:
-    "A folder of CSV files as a `Source` (label `csv-<folder name>`)."
+    "A folder of CSV files as a `Source` (label: `csv_label`, or the one given)."
     simulated, whole_history = False, True
 
-    def __init__(self, folder: Path | str, label: str | None = None):
+    def __init__(self, folder: Path | str, label: str | None = None, settings: Settings | None = None):
         self.folder = Path(folder).expanduser()
-        self.label = label or csv_label(self.folder)
+        self.label = label or csv_label(self.folder, settings)
 
     def __repr__(self) -> str: return f"CsvSource({str(self.folder)!r}, label={self.label!r})"
 
@@ -83,19 +99,6 @@ class CsvSource:
         return Fetched(frame, None, ())
 
 # %% ../../nbs/03e_data.csv.ipynb #5d6cc97b
-class RealDataError(SourceError):
-    "The real-data folder, or a file in it, cannot be used: the message names the folder or file and the cause."
-
-def real_data_dir(settings: Settings | None = None) -> Path:
-    "The folder of real market CSVs: the setting's folder, else the nearest ancestor's `shared/data/real`."
-    d = (settings or load_settings()).real_data_dir
-    if (d / "bitcoin_daily.csv").is_file(): return d
-    here = [Path(__file__).resolve()] if "__file__" in globals() else []
-    for parent in (p for h in [*here, Path.cwd().resolve()] for p in h.parents):
-        if (parent / "shared" / "data" / "real" / "bitcoin_daily.csv").is_file(): return parent / "shared" / "data" / "real"
-    raise RealDataError(f"no real market data: {d} is absent and no ancestor of the project holds shared/data/real "
-                        "(set CRYPTOPRED_REAL_DATA_DIR)")
-
 def real_coins(
     data_dir: Path | str | None = None,  # the real-data folder (default: `real_data_dir()`)
     granularity: str = "daily",  # which files: `<coin>_<granularity>.csv`
@@ -125,4 +128,4 @@ def read_real(
     bad = raw.index[raw["problem"] != ""]
     if len(bad): raise RealDataError(f"{path}: {len(bad)} unreadable row(s), the first on line {bad[0] + 2}: "
                                      f"{raw.loc[bad[0], 'problem']}")
-    return raw.drop(columns="problem")
+    return raw.drop(columns=["problem", "raw_timestamp"])

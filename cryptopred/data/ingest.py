@@ -21,7 +21,7 @@ from ..common import ConfigError, CryptopredError, coin_list, granularity_step, 
 from ..config import Settings, load_settings
 from .core import COLUMNS, Fetched, Source, SourceUnavailable
 from .sources import open_source
-from .store import Store, read_source
+from .store import QuarantineFailed, Store, read_source
 
 # %% auto #0
 __all__ = ['INGEST_METRICS', 'CoinResult', 'IngestFailed', 'IngestReport', 'request_stats', 'ingest', 'live_store',
@@ -156,9 +156,13 @@ def _ingest_coin(src: Source, store: Store, coin: str, granularity: str, days, s
         first, last, rows = span
         return CoinResult(coin, rows=rows, first=first, last=last, notes=("up to date",))
     got: Fetched = src.history(coin, granularity, start=start, end=end, progress=progress)
-    w = store.write(src.label, coin, granularity, got.frame, now=now)
+    error = None
+    try: w = store.write(src.label, coin, granularity, got.frame, now=now)
+    except QuarantineFailed as e:  # the rows are stored: count them, and fail the coin for what was not kept
+        w, error = e.result, str(e)
+        _log.error("ingest %s %s from %s: %s", coin, granularity, src.label, e)
     return CoinResult(coin, w.added, w.duplicates, w.updated, w.quarantined, w.rows, w.first, w.last, start, True,
-                      got.live_quote.price if got.live_quote else None, got.notes)
+                      got.live_quote.price if got.live_quote else None, (*got.notes, *w.notes), error)
 
 # %% ../../nbs/03h_data.ingest.ipynb #79e949a6
 def request_stats(

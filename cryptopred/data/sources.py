@@ -31,9 +31,9 @@ def csv_folder(spec: str, settings: Settings | None = None) -> Path:
     return folder
 
 def source_label(spec: str, settings: Settings | None = None) -> str:
-    "The store label of an explicit source: coingecko, simulated or csv-<folder name>."
+    "The store label of an explicit source: coingecko, simulated or a CSV folder's (`csv_label`)."
     if spec in ("coingecko", "simulated"): return spec
-    if spec.startswith("csv:") and len(spec) > 4: return csv_label(csv_folder(spec, settings))
+    if spec.startswith("csv:") and len(spec) > 4: return csv_label(csv_folder(spec, settings), settings)
     raise ConfigError(f"source {spec!r} has no fixed label: must be one of coingecko, simulated, csv:<folder>"
                       + (" (auto is resolved by probing CoinGecko: use open_source)" if spec == "auto" else ""))
 
@@ -52,5 +52,5 @@ def open_source(settings: Settings | None = None, source: str | None = None, **k
     if spec.startswith("csv:") and len(spec) > 4:
         folder = csv_folder(spec, settings)
         if not folder.is_dir(): raise SourceError(f"source {spec}: no folder {folder}")
-        return CsvSource(folder)
+        return CsvSource(folder, settings=settings)
     raise ConfigError(f"source {spec!r} is invalid: must be one of auto, coingecko, simulated, csv:<folder>")

@@ -16,14 +16,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 
-from ..common import CryptopredError, atomic_path, check_name, granularity_step, grid_of, to_utc, utcnow
+from ..common import CryptopredError, atomic_path, check_name, granularity_step, grid_of, stamp, to_utc, utcnow
 from ..config import Settings, load_settings
-from .core import COLUMNS, TS_DTYPE
+from .core import COLUMNS, TS_DTYPE, parse_timestamps
 from .sources import open_source, source_label
 
 # %% auto #0
-__all__ = ['STORE_COLUMNS', 'QUARANTINE_COLUMNS', 'StoreError', 'NoData', 'StoreBusy', 'StoreCorrupt', 'Validated',
-           'validate_points', 'atomic_write_parquet', 'WriteResult', 'Store', 'resolve_source', 'read_source']
+__all__ = ['STORE_COLUMNS', 'QUARANTINE_COLUMNS', 'StoreError', 'NoData', 'StoreBusy', 'StoreCorrupt', 'QuarantineFailed',
+           'Validated', 'validate_points', 'atomic_write_parquet', 'WriteResult', 'Store', 'resolve_source',
+           'read_source']
 
 # %% ../../nbs/03g_data.store.ipynb #6dde6657
 _log = logging.getLogger("cryptopred.data.store")
@@ -43,6 +44,12 @@ class StoreBusy(StoreError):
 class StoreCorrupt(StoreError):
     "A stored file cannot be read."
 
+class QuarantineFailed(StoreError):
+    "The rows were stored but the rejected points could not be quarantined; `result` says what was stored."
+    def __init__(self, message: str, result: WriteResult):
+        super().__init__(message)
+        self.result = result
+
 def _check_name(value: str, what: str) -> str: return check_name(value, what, StoreError)
 
 # %% ../../nbs/03g_data.store.ipynb #6768375b
@@ -55,12 +62,12 @@ class Validated:
     aligned: int = 0  # points moved onto the grid (within tolerance)
 
 def _as_utc(values: pd.Series) -> pd.Series:
-    "Timestamps as UTC (naive means UTC; unparseable becomes NaT)."
+    "Timestamps as UTC (naive means UTC; unparseable, out of range or numeric becomes NaT)."
     if pd.api.types.is_datetime64_any_dtype(values):
         v = values if getattr(values.dt, "tz", None) is not None else values.dt.tz_localize("UTC")
         return v.dt.tz_convert("UTC").astype(TS_DTYPE)
     if pd.api.types.is_numeric_dtype(values): return pd.Series(pd.NaT, index=values.index, dtype=TS_DTYPE)
-    return pd.to_datetime(values, utc=True, errors="coerce", format="ISO8601").astype(TS_DTYPE)
+    return parse_timestamps(values)[0]
 
 # %% ../../nbs/03g_data.store.ipynb #b70924e3
 def _reasons(f: pd.DataFrame, ts: pd.Series, granularity: str, now: pd.Timestamp) -> pd.Series:
@@ -89,7 +96,7 @@ def _reasons(f: pd.DataFrame, ts: pd.Series, granularity: str, now: pd.Timestamp
 
 # %% ../../nbs/03g_data.store.ipynb #2766e6ab
 def validate_points(
-    points: pd.DataFrame,  # raw points: timestamp, price, market_cap, total_volume (+ an optional `problem`)
+    points: pd.DataFrame,  # raw points: timestamp, price, market_cap, total_volume (+ optional `problem`, `raw_timestamp` text)
     granularity: str = "daily",  # the grid to align to
     now=None,  # points after this time are rejected (default: now)
 ) -> Validated:
@@ -114,7 +121,7 @@ def validate_points(
                          **{c: ok[c].to_numpy() for c in COLUMNS[1:]}})
     for c in ("market_cap", "total_volume"): rows[c] = rows[c].mask(rows[c] == 0)
     bad = reason != ""
-    quarantine = pd.DataFrame({"timestamp": ts[bad].to_numpy(), "raw_timestamp": points["timestamp"].astype(str).to_numpy()[bad.to_numpy()],
+    quarantine = pd.DataFrame({"timestamp": ts[bad].reset_index(drop=True), "raw_timestamp": f["raw_timestamp" if "raw_timestamp" in f else "timestamp"].astype(str).to_numpy()[bad.to_numpy()],
                                **{c: f.loc[bad, c].to_numpy() for c in COLUMNS[1:]}, "reason": reason[bad].astype(str).to_numpy()})
     quarantine["timestamp"] = quarantine["timestamp"].astype(TS_DTYPE)
     return Validated(rows.sort_values("timestamp", ignore_index=True), quarantine, duplicates, int((ok["off"] > pd.Timedelta(0)).sum()))
@@ -125,7 +132,11 @@ def _to_parquet(df: pd.DataFrame, path: Path) -> None:
 
 def atomic_write_parquet(df: pd.DataFrame, path: Path) -> Path:
     "Write `df` to `path` atomically (`cryptopred.common.atomic_path`): readers see the old file or the new one."
-    with atomic_path(path) as tmp: _to_parquet(df, tmp)
+    try:
+        with atomic_path(path) as tmp: _to_parquet(df, tmp)
+    except OSError as e:  # disk full, file too large, read-only: always name the file
+        why = str(e) if str(path) in str(e) else f"{e} while writing {path}"
+        raise StoreError(f"cannot write {path}: {why}; the previous file (if any) is unchanged") from None
     return path
 
 def _normalize(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -150,6 +161,7 @@ class WriteResult:
     rows: int = 0  # rows in the file afterwards
     first: pd.Timestamp | None = None
     last: pd.Timestamp | None = None
+    notes: tuple[str, ...] = ()  # what the write had to work around (a corrupt quarantine file moved aside)
 
 class Store:
     "The parquet store under `root` (default `$CRYPTOPRED_HOME/data`)."
@@ -184,24 +196,37 @@ class Store:
         v = validate_points(points, granularity, now=now)
         try: lock = self._lock(path); lock.acquire()
         except Timeout: raise StoreBusy(f"{path} is locked by another process for more than {self.lock_timeout:g} s") from None
+        except OSError as e: raise StoreError(f"cannot lock {path} ({path}.lock: {e})") from None
         try:
             for stale in path.parent.glob(f".{path.name}.*.tmp"): stale.unlink(missing_ok=True)
             old = _read_file(path, STORE_COLUMNS) if path.exists() else _normalize(pd.DataFrame(columns=STORE_COLUMNS), STORE_COLUMNS)
             merged, added, overlap, updated = _merge(old, v.rows, source, utcnow())
             if added or updated: atomic_write_parquet(merged, path)
-            if len(v.quarantine): self._quarantine(source, coin, granularity, v.quarantine)
+            ts = merged["timestamp"]
+            res = WriteResult(added, v.duplicates + overlap, updated, 0, len(merged),
+                              ts.min() if len(ts) else None, ts.max() if len(ts) else None)
+            if len(v.quarantine):
+                try: res.notes = self._quarantine(source, coin, granularity, v.quarantine)
+                except StoreError as e:
+                    raise QuarantineFailed(f"{e} ({added} new row(s) were stored in {path}; {len(v.quarantine)} rejected "
+                                           "point(s) could not be quarantined)", res) from None
+                res.quarantined = len(v.quarantine)
         finally: lock.release()
-        ts = merged["timestamp"]
-        return WriteResult(added, v.duplicates + overlap, updated, len(v.quarantine), len(merged),
-                           ts.min() if len(ts) else None, ts.max() if len(ts) else None)
+        return res
 
-    def _quarantine(self, source: str, coin: str, granularity: str, rejected: pd.DataFrame) -> None:
+    def _quarantine(self, source: str, coin: str, granularity: str, rejected: pd.DataFrame) -> tuple[str, ...]:
         "Add rejected points to the quarantine file (caller holds the lock); the same point and reason are kept once."
-        qpath = self.quarantine_path(source, coin, granularity)
+        qpath, notes = self.quarantine_path(source, coin, granularity), ()
         new = _normalize(rejected.assign(source=source, ingested_at=utcnow()), QUARANTINE_COLUMNS)
-        old = _read_file(qpath, QUARANTINE_COLUMNS) if qpath.exists() else None
+        try: old = _read_file(qpath, QUARANTINE_COLUMNS) if qpath.exists() else None
+        except StoreCorrupt as e:  # keep its bytes for a person to look at; start a new quarantine beside it
+            aside = qpath.with_name(f"{qpath.name}.corrupt-{stamp(utcnow())}")
+            qpath.rename(aside)
+            _log.warning("%s; moved it to %s and started a new quarantine file", e, aside.name)
+            old, notes = None, (f"unreadable quarantine file moved to {aside.name}",)
         both = new if old is None else pd.concat([old, new], ignore_index=True)
         atomic_write_parquet(both.drop_duplicates(["raw_timestamp", "reason"], keep="last"), qpath)
+        return notes
 
     def read(self, coin: str, granularity: str = "daily",
              source: str | None = None,  # store label (default: `read_source(settings, granularity)`)
@@ -229,7 +254,7 @@ class Store:
         return _read_file(q, QUARANTINE_COLUMNS) if q.is_file() else _normalize(pd.DataFrame(columns=QUARANTINE_COLUMNS), QUARANTINE_COLUMNS)
 
     def info(self) -> pd.DataFrame:
-        "One row per stored (source, granularity, coin): rows, first, last, quarantined."
+        "One row per stored (source, granularity, coin): rows, first, last, quarantined (-1: unreadable) and the problem."
         keys = set()
         for p in self.root.glob("*/*/*.parquet"):
             name = p.name.removesuffix(".quarantine.parquet").removesuffix(".parquet")
@@ -237,16 +262,18 @@ class Store:
         out = []
         for source, gran, coin in sorted(keys):
             path, qpath = self.path(source, coin, gran), self.quarantine_path(source, coin, gran)
-            rows, first, last = 0, pd.NaT, pd.NaT
+            rows, first, last, quarantined, problems = 0, pd.NaT, pd.NaT, 0, []
             if path.is_file():
                 try: ts = pd.read_parquet(path, columns=["timestamp"]).timestamp
-                except Exception: ts = None
+                except Exception as e: ts, problems = None, [f"{path.name} is unreadable ({type(e).__name__})"]
                 if ts is None: rows = -1
                 elif len(ts): rows, first, last = len(ts), to_utc(ts.min()), to_utc(ts.max())
-            quarantined = pq.ParquetFile(qpath).metadata.num_rows if qpath.is_file() else 0
+            if qpath.is_file():
+                try: quarantined = pq.ParquetFile(qpath).metadata.num_rows
+                except Exception as e: quarantined, problems = -1, [*problems, f"{qpath.name} is unreadable ({type(e).__name__})"]
             out.append({"source": source, "granularity": gran, "coin": coin, "rows": rows, "first": first, "last": last,
-                        "quarantined": quarantined})
-        cols = ["source", "granularity", "coin", "rows", "first", "last", "quarantined"]
+                        "quarantined": quarantined, "problem": "; ".join(problems)})
+        cols = ["source", "granularity", "coin", "rows", "first", "last", "quarantined", "problem"]
         return pd.DataFrame(out, columns=cols)
 
 # %% ../../nbs/03g_data.store.ipynb #80b0d8ea

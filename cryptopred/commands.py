@@ -31,7 +31,7 @@ from .data.store import Store, read_source
 from .forecast import TUNE_BUDGET, default_params, tune_forecaster
 from .pipeline import PIPELINE_STEPS, run_pipeline
 from .registry import model_label, open_registry
-from .runs import RunRecord, list_runs, run_step
+from .runs import RunRecord, kill_runs, list_runs, run_step
 from .schedule import JobOutcome, Scheduler, crontab_lines, next_fire_times, scheduled_jobs
 from .serve.app import create_app
 from .serve.deploy import check_port, serve_blocking
@@ -375,9 +375,12 @@ def schedule_cli(argv: list[str] | None = None) -> int:
 
 # %% ../nbs/19a_commands.ipynb #03521b91
 def _serve(sched: Scheduler) -> int:
-    "Run the scheduler until SIGTERM or SIGINT, then stop it gracefully."
+    "Run the scheduler until SIGTERM or SIGINT, then stop it gracefully (a second signal stops the running run-books)."
     stop = threading.Event()
     def on_signal(signum, frame):
+        if stop.is_set():
+            print(f"{signal.Signals(signum).name} again: stopping the running run-books now", flush=True)
+            kill_runs(stop=True); return
         print(f"{signal.Signals(signum).name}: stopping after the running steps finish", flush=True)
         stop.set()
     for sig in (signal.SIGTERM, signal.SIGINT): signal.signal(sig, on_signal)

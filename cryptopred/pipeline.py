@@ -14,7 +14,7 @@ from typing import Any
 
 from .common import CryptopredError
 from .config import Settings, load_settings
-from .runs import RunRecord, run_step
+from .runs import JobBusy, RunRecord, job_lock, run_step
 
 # %% auto #0
 __all__ = ['PIPELINE_STEPS', 'PipelineResult', 'run_pipeline']
@@ -46,11 +46,18 @@ def run_pipeline(
     if (unknown := sorted(set(params) - set(steps))):
         raise CryptopredError(f"parameters for steps {unknown} that the pipeline does not run ({', '.join(steps)})")
     t0, recs = time.perf_counter(), []
-    for step in steps:
-        p = dict(params.get(step) or {})
-        if budget is not None and step.startswith("train_"): p.setdefault("search_budget", budget)
-        rec = run_step(step, p, settings=settings)
-        recs.append(rec)
-        if echo: echo(f"{step}: {rec.status} in {rec.duration_s:.1f} s -> {rec.path}" + (f"\n  error: {rec.error}" if rec.error else ""))
-        if not rec.ok: break
+    lock = job_lock(settings, "pipeline")
+    try: lock.__enter__()
+    except JobBusy as e:  # a scheduler's job is running on this home: the pipeline is a job too, it waits its turn
+        if echo: echo(f"waiting: {e}")
+        lock = job_lock(settings, "pipeline", wait=settings.run_timeout).__enter__()
+    try:
+        for step in steps:
+            p = dict(params.get(step) or {})
+            if budget is not None and step.startswith("train_"): p.setdefault("search_budget", budget)
+            rec = run_step(step, p, settings=settings)
+            recs.append(rec)
+            if echo: echo(f"{step}: {rec.status} in {rec.duration_s:.1f} s -> {rec.path}" + (f"\n  error: {rec.error}" if rec.error else ""))
+            if not rec.ok: break
+    finally: lock.__exit__(None, None, None)
     return PipelineResult(recs, time.perf_counter() - t0)

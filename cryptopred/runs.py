@@ -7,10 +7,14 @@ Docs: https://github.com/cryptopred/cryptopred/runs.html.md"""
 # %% ../nbs/02_runs.ipynb #daa862bb
 from __future__ import annotations
 
+import atexit
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +38,8 @@ from cryptopred.common import (
 from .config import Settings, load_settings
 
 # %% auto #0
-__all__ = ['PIPELINES_DIR', 'StepBusy', 'write_metrics', 'RunRecord', 'run_step', 'list_runs', 'latest_run']
+__all__ = ['PIPELINES_DIR', 'StepBusy', 'RunInterrupted', 'JobBusy', 'write_metrics', 'RunRecord', 'run_step', 'kill_runs',
+           'allow_runs', 'list_runs', 'latest_run', 'job_lock', 'recover_runs']
 
 # %% ../nbs/02_runs.ipynb #bcc7bbaa
 PIPELINES_DIR = next((d for d in (PACKAGE_DIR / "pipelines", REPO_ROOT / "nbs" / "pipelines") if d.is_dir()),
@@ -42,6 +47,12 @@ PIPELINES_DIR = next((d for d in (PACKAGE_DIR / "pipelines", REPO_ROOT / "nbs" /
 
 class StepBusy(CryptopredError):
     "Another run of the same step holds its lock."
+
+class RunInterrupted(CryptopredError):
+    "A run was stopped by its own process shutting down (`kill_runs`), or refused because it is shutting down."
+
+class JobBusy(StepBusy):
+    "Another job (a scheduler's chain of steps, or the pipeline) holds the home's job lock."
 
 # %% ../nbs/02_runs.ipynb #4f0154a6
 def write_metrics(run_dir: Path | str, metrics: dict, contract: MetricsContract | None = None) -> Path:
@@ -124,6 +135,7 @@ def run_step(
     if not src.is_file():
         known = sorted(p.stem for p in src.parent.glob("*.ipynb"))
         raise CryptopredError(f"no run-book named {step!r} in {src.parent} (known: {', '.join(known) or 'none'})")
+    if _STOP.is_set(): raise RunInterrupted(f"step {step!r} not started: this process is shutting down")
     runs_dir = settings.runs_dir
     (runs_dir / ".locks").mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(runs_dir / ".locks" / f"{step}.lock"))
@@ -133,6 +145,65 @@ def run_step(
     finally: lock.release()
 
 # %% ../nbs/02_runs.ipynb #4a12e024
+_CHILDREN: dict[int, str] = {}  # pid (= process group) of every running papermill child -> its run folder
+_CHILDREN_LOCK = threading.Lock()
+_KILLED: set[int] = set()  # children `kill_runs` stopped: their runs are interrupted, not failed
+_STOP = threading.Event()  # set by `kill_runs(stop=True)`: no new run starts until `allow_runs`
+_PR_SET_PDEATHSIG = 1
+
+def _die_with_parent(parent: int):
+    "A `preexec_fn`: on Linux, the child gets SIGKILL when the thread that started it dies (even by kill -9)."
+    try: libc = ctypes.CDLL(None, use_errno=True)
+    except OSError: libc = None
+    def preexec():
+        if libc is not None and sys.platform.startswith("linux"): libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent: os._exit(1)  # the parent died before prctl took effect
+    return preexec
+
+def _kill_group(pid: int, grace: float = 5.0) -> None:
+    "SIGTERM the process group `pid` leads, then SIGKILL what is left after `grace` seconds."
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 0.0)):
+        try: os.killpg(pid, sig)
+        except (ProcessLookupError, PermissionError): return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try: os.killpg(pid, 0)
+            except (ProcessLookupError, PermissionError): return
+            time.sleep(0.05)
+
+def kill_runs(grace: float = 5.0, stop: bool = False) -> list[str]:
+    "Stop every run-book this process started (whole process groups; with `stop`, start no new one); their run folders."
+    if stop: _STOP.set()
+    with _CHILDREN_LOCK:
+        live = dict(_CHILDREN)
+        _KILLED.update(live)
+    for pid in live: _kill_group(pid, grace)
+    return list(live.values())
+
+def allow_runs() -> None:
+    "Let runs start again after `kill_runs(stop=True)` (a scheduler starting)."
+    _STOP.clear()
+
+atexit.register(kill_runs, 2.0)  # a normal exit never leaves a run-book behind; kill -9 is PR_SET_PDEATHSIG's job
+
+def _run_child(cmd: list[str], log, env: dict, timeout: float | None, run_dir: Path) -> int:
+    "Run papermill in its own process group that dies with this process; on timeout or any exception, kill the group."
+    posix = os.name == "posix"
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=posix,
+                            preexec_fn=_die_with_parent(os.getpid()) if posix else None)
+    with _CHILDREN_LOCK: _CHILDREN[proc.pid] = str(run_dir)
+    try:
+        code = proc.wait(timeout=timeout)
+        if proc.pid in _KILLED: raise RunInterrupted(f"run {run_dir.name} stopped: its scheduler is shutting down")
+        return code
+    except BaseException:  # TimeoutExpired, KeyboardInterrupt, SystemExit: the run-book must not outlive us
+        if posix: _kill_group(proc.pid)
+        else: proc.kill()
+        proc.wait()
+        raise
+    finally:
+        with _CHILDREN_LOCK: _CHILDREN.pop(proc.pid, None); _KILLED.discard(proc.pid)
+
 def _execute(step, src, parameters, settings, timeout, check, env) -> RunRecord:
     started = utcnow()
     run_dir = _new_run_dir(settings.runs_dir, step, started)
@@ -149,18 +220,27 @@ def _execute(step, src, parameters, settings, timeout, check, env) -> RunRecord:
                  "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore", **env}
     t0 = time.perf_counter()
     try:
-        with open(run_dir / "log.txt", "w") as log:
-            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=child_env, timeout=timeout)
-        error = None if proc.returncode == 0 else (_notebook_error(out_nb) or f"papermill exited with {proc.returncode}")
+        with open(run_dir / "log.txt", "w") as log: code = _run_child(cmd, log, child_env, timeout, run_dir)
+        error = None if code == 0 else (_notebook_error(out_nb) or f"papermill exited with {code}")
+        state = "failed" if error else "succeeded"
     except subprocess.TimeoutExpired:
-        error = f"TimeoutError: run exceeded {timeout} s"
-    (run_dir / "parameters.yaml").unlink(missing_ok=True)
-    status.update(status="failed" if error else "succeeded", finished_at=utcnow().isoformat(),
-                  duration_s=round(time.perf_counter() - t0, 3), error=redact(error, settings) if error else None)
-    write_json(run_dir / "status.json", status)
+        error, state = f"TimeoutError: run exceeded {timeout} s", "failed"
+    except BaseException as e:  # stopped (Ctrl-C, shutdown): record it as interrupted, then let the stop go on
+        why = str(e) if isinstance(e, RunInterrupted) else f"interrupted: {type(e).__name__} in the process running it"
+        _finish(run_dir, status, "interrupted", why, t0, settings)
+        raise
+    _finish(run_dir, status, state, error, t0, settings)
     rec = RunRecord.read(run_dir)
     if check and not rec.ok: raise CryptopredError(f"run {rec.run_id} failed: {rec.error} (see {out_nb})")
     return rec
+
+def _finish(run_dir: Path, status: dict, state: str, error: str | None, t0: float | None, settings: Settings) -> None:
+    "Record a run's end in its `status.json` and remove what only a running run needs."
+    (run_dir / "parameters.yaml").unlink(missing_ok=True)
+    status.update(status=state, finished_at=utcnow().isoformat(),
+                  duration_s=round(time.perf_counter() - t0, 3) if t0 is not None else None,
+                  error=redact(error, settings) if error else None)
+    write_json(run_dir / "status.json", status)
 
 # %% ../nbs/02_runs.ipynb #b877f22a
 def list_runs(settings: Settings | None = None, step: str | None = None, status: str | None = None) -> list[RunRecord]:
@@ -179,3 +259,38 @@ def latest_run(step: str, settings: Settings | None = None, status: str = "succe
     "The newest run of `step` with `status`, or None."
     runs = list_runs(settings, step=step, status=status)
     return runs[0] if runs else None
+
+class job_lock:
+    "The home's one job lock (`runs/.locks/job.lock`), held by a whole job from its first step to its last."
+    def __init__(self, settings: Settings, job: str,
+                 wait: float = 0.0):  # seconds to wait for the lock (0: refuse at once with `JobBusy`)
+        self.settings, self.job, self.wait = settings, job, wait
+        d = settings.runs_dir / ".locks"
+        d.mkdir(parents=True, exist_ok=True)
+        self.path, self.holder = d / "job.lock", d / "job.holder.json"
+        self._lock = FileLock(str(self.path))
+
+    def __enter__(self) -> job_lock:
+        try: self._lock.acquire(timeout=self.wait)
+        except Timeout:
+            try: h = json.loads(self.holder.read_text())
+            except (OSError, ValueError): h = {}
+            who = f"{h.get('job', 'another job')} (pid {h.get('pid', '?')}, since {h.get('since', '?')})"
+            raise JobBusy(f"job {self.job!r} not started: {who} holds the job lock of {self.settings.home} "
+                          f"({self.path})") from None
+        write_json(self.holder, {"job": self.job, "pid": os.getpid(), "since": utcnow().isoformat()})
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.holder.unlink(missing_ok=True)
+        self._lock.release()
+
+def recover_runs(settings: Settings | None = None) -> list[RunRecord]:
+    "Record as `interrupted` every run whose process is gone while its status still says running; returns them."
+    settings, out = settings or load_settings(), []
+    for r in list_runs(settings, status="interrupted"):
+        st = json.loads((r.path / "status.json").read_text())
+        if st.get("status") != "running": continue  # already recorded
+        _finish(r.path, st, "interrupted", f"interrupted: the process that ran it (pid {st.get('pid')}) is gone", None, settings)
+        out.append(RunRecord.read(r.path))
+    return out

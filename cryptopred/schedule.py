@@ -22,7 +22,17 @@ from .config import Settings, env_var, load_settings
 from .data.coingecko import probe_coingecko
 from .monitor.alerts import Alert, raise_alert, read_alerts
 from .registry import ModelRegistry
-from .runs import RunRecord, StepBusy, run_step
+from cryptopred.runs import (
+    JobBusy,
+    RunInterrupted,
+    RunRecord,
+    StepBusy,
+    allow_runs,
+    job_lock,
+    kill_runs,
+    recover_runs,
+    run_step,
+)
 
 # %% auto #0
 __all__ = ['TRAIN_STEPS', 'STEP_KIND', 'ScheduleError', 'champions', 'StepOutcome', 'settings_env', 'run_one', 'RetrainResult',
@@ -97,6 +107,7 @@ def run_one(
     except StepBusy as e:
         _log.info("skipped %s: %s", step, e)
         return StepOutcome(step, "skipped", error=str(e))
+    except RunInterrupted: raise  # the scheduler is stopping: the job ends here
     except CryptopredError as e: out = StepOutcome(step, "error", error=str(e))
     else: out = StepOutcome(step, rec.status, str(rec.path), rec.error, rec.metrics)
     if not out.ok and alert:
@@ -248,11 +259,13 @@ class JobOutcome:
     steps: list[StepOutcome] = field(default_factory=list)
     retrain: RetrainResult | None = None
     notes: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why the job did not run (another job held the home's job lock)
 
     @property
     def ok(self) -> bool: return all(s.ok for s in self.steps) and (self.retrain is None or self.retrain.ok)
     def to_dict(self) -> dict:
         return to_jsonable({"job": self.job, "started_at": self.started_at, "finished_at": self.finished_at, "ok": self.ok,
+                            **({"skipped": self.skipped} if self.skipped else {}),
                             "steps": [{k: v for k, v in asdict(s).items() if k != "metrics"} for s in self.steps],
                             "retrain": self.retrain.to_dict() if self.retrain else None, "notes": self.notes})
 
@@ -319,18 +332,32 @@ class Scheduler:
     def run_job(self,
                  name: str,  # ingest_hourly | ingest_daily | retrain
                 ) -> JobOutcome:
-        "Run one job's chain now; record it in `runs/schedule.jsonl` and return what each step did."
+        "Run one job's chain now under the home's job lock; record it (or why it was skipped) in `runs/schedule.jsonl`."
         if name not in self.jobs: raise ScheduleError(f"no job named {name!r} (jobs: {', '.join(self.jobs)})")
         out = JobOutcome(name, self.clock().isoformat())
+        try: lock = job_lock(self.settings, name).__enter__()
+        except JobBusy as e:  # another scheduler (or the pipeline) is in the middle of a job: skip this one whole
+            _log.warning("job %s skipped: %s", name, e)
+            out.skipped, out.finished_at = str(e), self.clock().isoformat()
+            self._record(out.to_dict())
+            if self.on_outcome: self.on_outcome(out)
+            return out
         try:
+            for r in recover_runs(self.settings):
+                out.notes.append(f"recorded {r.run_id} as interrupted (its scheduler was gone)")
+                _log.warning("run %s was interrupted (its process is gone); recorded as such", r.run_id)
             if name == "retrain":
                 out.retrain = retrain(self.settings, reason=f"scheduled ({self.jobs[name].cron})",
                                       parameters=self.retrain_parameters, pipelines_dir=self.pipelines_dir)
             else: self._ingest_chain(out, name.removeprefix("ingest_"))
+        except RunInterrupted as e:
+            out.notes.append(f"stopped: {e}")
+            _log.warning("job %s stopped: %s", name, e)
         except Exception as e:  # the scheduler outlives any bug in a job: record it, alert, go on
             _log.exception("job %s crashed", name)
             out.notes.append(f"job crashed: {type(e).__name__}: {e}")
             raise_alert(self.settings, "critical", "run_failed", None, f"job {name} crashed: {type(e).__name__}: {e}", {"job": name})
+        finally: lock.__exit__(None, None, None)
         out.finished_at = self.clock().isoformat()
         self._record(out.to_dict())
         if self.on_outcome: self.on_outcome(out)
@@ -353,6 +380,11 @@ class Scheduler:
         for name, job in self.jobs.items(): aps.add_job(self.run_job, self.triggers[name], args=[name], id=name, name=job.doc)
         aps.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self._aps = aps
+        allow_runs()
+        try:  # runs a dead scheduler left "running" are recorded as interrupted (else by the next job, under its lock)
+            with job_lock(self.settings, "recovery"):
+                for r in recover_runs(self.settings): _log.warning("run %s was interrupted (its process is gone); recorded as such", r.run_id)
+        except JobBusy as e: _log.info("recovery left to the next job: %s", e)
         _log.info("scheduler started: %s", self)
         aps.start()
 
@@ -375,9 +407,14 @@ class Scheduler:
         "When the running scheduler will next run each job."
         return {j.id: j.next_run_time for j in self._aps.get_jobs()} if self._aps is not None else {}
 
-    def shutdown(self, wait: bool = True) -> None:
-        "Stop scheduling; with `wait`, let the running jobs finish their current step first."
-        if self._aps is not None and self._aps.running: self._aps.shutdown(wait=wait)
+    def shutdown(self,
+                 wait: bool = True,  # let the running jobs finish (False: return at once)
+                 kill: bool = False,  # stop the running run-books now (recorded as interrupted) instead of waiting
+                ) -> None:
+        "Stop scheduling; running jobs finish, or with `kill` their run-books are stopped and the jobs end."
+        if self._aps is not None and self._aps.running:
+            if kill: kill_runs(stop=True)
+            self._aps.shutdown(wait=wait)
         self._stopped.set()
 
 # %% ../nbs/17_schedule.ipynb #3529474c

@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -13,11 +14,12 @@ import pytest
 from data_helpers import NOW, cg_settings, cli_env, frozen_fake
 from schedule_helpers import tree_digest
 
-from cryptopred.monitor.alerts import read_alerts
 from cryptopred.commands import schedule_cli
-from cryptopred.schedule import Scheduler, read_schedule_log
+from cryptopred.config import load_settings
 from cryptopred.data.ingest import ingest
 from cryptopred.data.store import Store
+from cryptopred.monitor.alerts import read_alerts
+from cryptopred.schedule import Scheduler, read_schedule_log
 
 
 @pytest.fixture
@@ -120,3 +122,113 @@ def test_a_fire_time_that_finds_the_job_still_running_is_skipped_and_recorded(se
         sched.shutdown()
     rec = read_schedule_log(settings)[-1]
     assert (rec["job"], rec["skipped"]) == ("retrain", "previous run still running") and len(rec["scheduled_for"]) == 1
+
+
+def _stub_runbooks(folder: Path, trace: Path, hold: Path) -> Path:
+    """ingest, profile and monitor run-books that append `start|end <step> <pid of the scheduler>` to `trace`;
+    ingest also writes its own and its papermill's pid, and waits (bounded) until the file `hold` is gone."""
+    import nbformat
+    folder.mkdir(parents=True, exist_ok=True)
+    for step in ("ingest", "profile", "monitor"):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        p = nbformat.v4.new_code_cell("source = None\ngranularity = None\nrun_dir = None")
+        p.metadata["tags"] = ["parameters"]
+        body = textwrap.dedent(f"""
+            import os, time
+            from pathlib import Path
+            who = os.environ.get("STUB_WHO", "?")
+            def mark(what):
+                with open({str(trace)!r}, "a") as f: f.write(f"{{what}} {step} {{who}}\\n")
+            mark("start")
+            if {step!r} == "ingest":
+                Path({str(trace)!r} + ".pids").write_text(f"{{os.getpid()}} {{os.getppid()}}")
+                t0 = time.monotonic()
+                while Path({str(hold)!r}).exists() and time.monotonic() - t0 < 120: time.sleep(0.1)
+            mark("end")
+        """)
+        nb.cells = [p, nbformat.v4.new_code_cell(body)]
+        nbformat.write(nb, folder / f"{step}.ipynb")
+    return folder
+
+
+JOB = textwrap.dedent("""
+    import sys
+    from cryptopred.config import load_settings
+    from cryptopred.schedule import Scheduler
+    out = Scheduler(load_settings(), pipelines_dir=sys.argv[1]).run_job("ingest_daily")
+    print("SKIPPED" if getattr(out, "skipped", None) else "RAN", [s.status for s in out.steps])
+""")
+
+
+def _wait_for(cond, what: str, limit: float = 120.0):
+    import time
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < limit, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    import os
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    st = Path(f"/proc/{pid}/stat")
+    return not (st.exists() and st.read_text().split(") ")[-1].startswith("Z"))  # a zombie is dead
+
+
+def test_two_schedulers_on_one_home_never_interleave_a_jobs_steps(tmp_path):
+    home, trace, hold = tmp_path / "home", tmp_path / "trace.txt", tmp_path / "hold"
+    books = _stub_runbooks(tmp_path / "books", trace, hold)
+    env = {**cli_env(home, CRYPTOPRED_SCHEDULED_SOURCE="simulated", CRYPTOPRED_APP_URL="")}
+    hold.touch()
+    first = subprocess.Popen([sys.executable, "-c", JOB, str(books)], env={**env, "STUB_WHO": "A"},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _wait_for(lambda: trace.exists() and "start ingest A" in trace.read_text(), "the first job's ingest")
+        second = subprocess.run([sys.executable, "-c", JOB, str(books)], env={**env, "STUB_WHO": "B"},
+                                capture_output=True, text=True, timeout=120)
+        hold.unlink()
+        out, _ = first.communicate(timeout=180)
+    finally:
+        if first.poll() is None: first.kill()
+    assert second.returncode == 0 and second.stdout.startswith("SKIPPED []"), second.stdout + second.stderr
+    assert out.strip().endswith("RAN ['succeeded', 'succeeded', 'succeeded']"), out
+    steps = ("ingest", "profile", "monitor")
+    assert trace.read_text().split("\n")[:-1] == [f"{w} {s} A" for s in steps for w in ("start", "end")]
+    s = load_settings(environ={}, env_file=None, home=home)
+    skipped = [r for r in read_schedule_log(s) if r.get("skipped")]
+    assert len(skipped) == 1 and "job 'ingest_daily' not started: ingest_daily (pid" in skipped[0]["skipped"]
+    assert "holds the job lock" in skipped[0]["skipped"]
+
+
+def test_kill_9_of_a_scheduler_leaves_no_run_book_behind_and_the_next_start_recovers(tmp_path):
+    import os
+    home, trace, hold = tmp_path / "home", tmp_path / "trace.txt", tmp_path / "hold"
+    books = _stub_runbooks(tmp_path / "books", trace, hold)
+    env = {**cli_env(home, CRYPTOPRED_SCHEDULED_SOURCE="simulated", CRYPTOPRED_APP_URL=""), "STUB_WHO": "A"}
+    hold.touch()
+    sched = subprocess.Popen([sys.executable, "-c", JOB, str(books)], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        pids = Path(str(trace) + ".pids")
+        _wait_for(pids.exists, "the run-book to start")
+        kernel, papermill = map(int, pids.read_text().split())
+        sched.send_signal(signal.SIGKILL)
+        sched.wait(30)
+        _wait_for(lambda: not _alive(papermill) and not _alive(kernel), "the run-book to die with its scheduler", 60)
+    finally:
+        if sched.poll() is None: sched.kill()
+        hold.unlink(missing_ok=True)
+        for pid in (locals().get("kernel"), locals().get("papermill")):
+            if pid and _alive(pid): os.kill(pid, signal.SIGKILL)
+    assert "end ingest" not in trace.read_text()  # it never went on writing
+    s = load_settings(environ={}, env_file=None, home=home)
+    [dead] = list(s.runs_dir.glob("*_ingest"))
+    assert json.loads((dead / "status.json").read_text())["status"] == "running"  # as the kill left it
+    again = subprocess.run([sys.executable, "-c", JOB, str(books)], env=env, capture_output=True, text=True, timeout=180)
+    assert again.stdout.strip().endswith("RAN ['succeeded', 'succeeded', 'succeeded']"), again.stdout + again.stderr
+    st = json.loads((dead / "status.json").read_text())
+    assert st["status"] == "interrupted" and "is gone" in st["error"] and not (dead / "parameters.yaml").exists()
+    rec = read_schedule_log(s)[-1]
+    assert any(n.startswith(f"recorded {dead.name} as interrupted") for n in rec["notes"]), rec

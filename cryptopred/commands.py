@@ -34,7 +34,7 @@ from .registry import model_label, open_registry
 from .runs import RunRecord, kill_runs, list_runs, run_step
 from .schedule import JobOutcome, Scheduler, crontab_lines, next_fire_times, scheduled_jobs
 from .serve.app import create_app
-from .serve.deploy import check_port, serve_blocking
+from .serve.deploy import READ_TIMEOUT_S, check_port, serve_blocking
 from .studies.forecaster import ALL_DAILY_COINS, evaluate_real, write_forecast_report
 from .train.run import BACKENDS
 
@@ -334,13 +334,13 @@ def serve_cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, help="port (default: CRYPTOPRED_PORT, 7860)")
     ap.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     ap.add_argument("--access-log", action="store_true", help="log every request (off: /metrics counts them)")
+    ap.add_argument("--read-timeout", type=float, default=READ_TIMEOUT_S,
+                    help=f"seconds a request may take to arrive before its connection is dropped (default {READ_TIMEOUT_S:g})")
     a = ap.parse_args(argv)
     s = load_settings()
-    import uvicorn
     check_port(a.host or s.host, a.port or s.port)  # before the models load: a clear error, not a traceback after them
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_app(s), host=a.host or s.host, port=a.port or s.port, log_level=a.log_level, access_log=a.access_log,
-                timeout_graceful_shutdown=10)
+    serve_blocking(s, a.host, a.port, log_level=a.log_level, access_log=a.access_log, read_timeout=a.read_timeout)
     return 0
 
 # %% ../nbs/19a_commands.ipynb #eb0a3b71

@@ -188,3 +188,40 @@ def test_compose_and_grafana_match_the_app():
     used = {m for e in exprs for m in re.findall(r"\b(cryptopred_[a-z_]+)", e)}
     assert used and used <= known, used - known
     assert len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
+
+
+def test_stalled_clients_are_dropped_and_sigterm_flushes_every_answered_prediction(served_home, tmp_path):  # noqa: F811
+    "Half-sent requests on raw sockets are closed after the read timeout while the app answers; SIGTERM loses no prediction."
+    import socket
+
+    from cryptopred.monitor.predictions import read_predictions
+    port = free_port()
+    env = {**os.environ, "CRYPTOPRED_HOME": str(served_home.home), "CRYPTOPRED_COINS": ",".join(served_home.coins),
+           "CRYPTOPRED_SOURCE": "simulated", "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    exe = Path(sys.executable).parent / "cryptopred"
+    proc = subprocess.Popen([str(exe), "serve", "--port", str(port), "--read-timeout", "1", "--log-level", "info"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    socks = []
+    try:
+        for line in proc.stdout:
+            if "Uvicorn running on" in line: break
+        url = f"http://127.0.0.1:{port}"
+        halves = [b"GET /healthz HTTP/1.1\r\nHo", b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                  b"application/json\r\nContent-Length: 50\r\n\r\n{\"co", b""]
+        for i in range(30):  # a few slow clients: a third stop mid-head, a third mid-body, a third say nothing
+            c = socket.create_connection(("127.0.0.1", port), timeout=30)
+            c.sendall(halves[i % 3]); socks.append(c)
+        assert httpx.get(url + "/healthz", timeout=30).status_code == 200  # the app answers meanwhile
+        for c in socks:  # each is closed by the server (EOF), long before the 30 s the client would wait
+            try: assert c.recv(1024) == b""
+            except ConnectionResetError: pass
+        before = len(read_predictions(served_home))
+        answered = sum(httpx.post(url + "/api/v1/predict", json={"coin": c}, timeout=30).status_code == 200
+                       for c in ["bitcoin", "ethereum"] * 10)
+        assert answered == 20
+    finally:
+        for c in socks: c.close()
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode in (0, -signal.SIGTERM) and "Traceback" not in out, out[-3000:]
+    assert len(read_predictions(served_home)) == before + answered  # every answered prediction is in the log

@@ -7,6 +7,7 @@ Docs: https://github.com/cryptopred/cryptopred/serve.deploy.html.md"""
 # %% ../../nbs/14e_serve.deploy.ipynb #8b96516c
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,8 @@ from ..monitor.health import prometheus_rules
 from .app import create_app
 
 # %% auto #0
-__all__ = ['DEPLOY_DIR', 'PortInUse', 'check_port', 'alert_rules', 'write_alert_rules', 'serve_blocking']
+__all__ = ['DEPLOY_DIR', 'READ_TIMEOUT_S', 'PortInUse', 'check_port', 'alert_rules', 'write_alert_rules', 'read_timeout_protocol',
+           'serve_blocking']
 
 # %% ../../nbs/14e_serve.deploy.ipynb #8bbd343e
 class PortInUse(CryptopredError):
@@ -62,13 +64,56 @@ def write_alert_rules(path: Path | str | None = None, settings: Settings | None 
     return atomic_write(Path(path or DEPLOY_DIR / "alert_rules.yml"), alert_rules(settings))
 
 # %% ../../nbs/14e_serve.deploy.ipynb #0c391999
+READ_TIMEOUT_S = 15.0  # a request (head and body) that has not fully arrived this long after its first byte is dropped
+_log = logging.getLogger("cryptopred.serve.deploy")
+
+def read_timeout_protocol(seconds: float = READ_TIMEOUT_S) -> type:
+    "uvicorn's h11 protocol, closing a connection whose request has not fully arrived within `seconds` (slowloris)."
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class ReadTimeoutH11(H11Protocol):
+        _read_timer = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()  # a client that connects and sends nothing is a stalled request too
+
+        def data_received(self, data: bytes) -> None:
+            if self._read_timer is None and self.conn.their_state is h11.IDLE: self._arm()  # a new request begins
+            super().data_received(data)
+            if self.conn.their_state not in (h11.IDLE, h11.SEND_BODY): self._disarm()  # all of it arrived
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._read_timer = self.loop.call_later(seconds, self._expired)
+
+        def _disarm(self) -> None:
+            if self._read_timer is not None: self._read_timer.cancel(); self._read_timer = None
+
+        def _expired(self) -> None:
+            self._read_timer = None
+            if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
+                _log.info("dropped a request from %s that did not arrive within %g s", self.client, seconds)
+                self.transport.close()
+
+    return ReadTimeoutH11
+
 def serve_blocking(
     settings: Settings | None = None,  # the app's settings (its home's registry and store)
     host: str | None = None,  # interface (default: CRYPTOPRED_HOST)
     port: int | None = None,  # port (default: CRYPTOPRED_PORT)
     on_ready: Callable[[str], Any] | None = None,  # called with the URL once the app accepts connections
+    log_level: str = "warning",  # uvicorn's log level ("info" announces the address)
+    access_log: bool = False,  # log every request (off: /metrics counts them)
+    read_timeout: float = READ_TIMEOUT_S,  # seconds a request may take to arrive before its connection is dropped
+    app=None,  # the ASGI app (default: `create_app(settings)`)
 ) -> None:
-    "Serve the web UI and the JSON API in this process until interrupted."
+    "Serve the web UI and the JSON API in this process until interrupted (SIGINT/SIGTERM: a graceful stop)."
     import uvicorn
 
     s = settings or load_settings()
@@ -81,5 +126,5 @@ def serve_blocking(
             await super().startup(sockets)
             if self.started and on_ready: on_ready(url)
 
-    _Server(uvicorn.Config(create_app(s), host=host, port=port, log_level="warning", access_log=False,
-                           timeout_graceful_shutdown=5)).run()
+    _Server(uvicorn.Config(app or create_app(s), host=host, port=port, log_level=log_level, access_log=access_log,
+                           http=read_timeout_protocol(read_timeout), timeout_graceful_shutdown=10)).run()

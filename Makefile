@@ -48,7 +48,7 @@ clean-venv: ## remove the virtual environment
 	rm -rf $(VENV)
 
 ##@ The pipeline
-run: $(STAMP) ## everything: ingest, profile, train, monitor, report, then serve the app and print its URL (Ctrl-C stops)
+run: $(STAMP) ## everything: ingest, profile, train, monitor, report, then serve the app and keep it current (scheduler in the same process; Ctrl-C stops both)
 	$(CLI) pipeline --budget $(TRAIN_BUDGET) --serve $(ARGS)
 
 pipeline: $(STAMP) ## the same without serving, for cron and CI (ARGS="--no-pdf --out-dir /tmp/report")

@@ -39,8 +39,8 @@ from .studies.forecaster import ALL_DAILY_COINS, evaluate_real, write_forecast_r
 from .train.run import BACKENDS
 
 # %% auto #0
-__all__ = ['run_cli', 'runs_cli', 'pipeline_cli', 'ingest_cli', 'store_cli', 'replay_cli', 'forecast_cli', 'registry_cli',
-           'train_cli', 'serve_cli', 'schedule_cli', 'demo_drift_cli']
+__all__ = ['run_cli', 'runs_cli', 'pipeline_cli', 'scheduled_source', 'serve_and_schedule', 'ingest_cli', 'store_cli',
+           'replay_cli', 'forecast_cli', 'registry_cli', 'train_cli', 'serve_cli', 'schedule_cli', 'demo_drift_cli']
 
 # %% ../nbs/19a_commands.ipynb #6ea3c6f3
 def _parse_params(pairs: list[list[str]] | None) -> dict:
@@ -101,7 +101,10 @@ def pipeline_cli(argv: list[str] | None = None) -> int:
                                  "classifier -> monitor -> report, then (--serve) serve the app until Ctrl-C.")
     ap.add_argument("--budget", type=int, help="search budget of the training steps (default: CRYPTOPRED_SEARCH_BUDGET)")
     ap.add_argument("--steps", help=f"only these steps, comma-separated, run in pipeline order (default: {','.join(PIPELINE_STEPS)})")
-    ap.add_argument("--serve", action="store_true", help="serve the app afterwards and print its URL (blocks)")
+    ap.add_argument("--serve", action="store_true", help="serve the app afterwards and print its URL (blocks), and keep "
+                    "it current: the scheduler ingests, profiles, monitors and retrains in the same process")
+    ap.add_argument("--no-schedule", action="store_true", help="with --serve: serve only, schedule nothing")
+    ap.add_argument("--every", type=float, help="with --serve: ingest every this many seconds instead of on the cron (demos)")
     ap.add_argument("--host", help="interface to serve on (default: CRYPTOPRED_HOST)")
     ap.add_argument("--port", type=int, help="port to serve on (default: CRYPTOPRED_PORT)")
     ap.add_argument("--out-dir", help="where the report goes (default: reports/)")
@@ -123,10 +126,35 @@ def pipeline_cli(argv: list[str] | None = None) -> int:
     print(f"pipeline: {len(res.records)} steps in {res.seconds:.0f} s (home {s.home})", flush=True)
     if not a.serve: return 0
     ready = lambda url: print(f"serving {url}  (ready {time.perf_counter() - t0:.0f} s after the start; Ctrl-C stops)", flush=True)
-    try: serve_blocking(s, a.host, a.port, on_ready=ready)
-    except KeyboardInterrupt: pass  # uvicorn shut the app down, then re-raised the Ctrl-C: stopping is the normal end
-    print("stopped", flush=True)
+    serve_and_schedule(s, a.host, a.port, on_ready=ready, schedule=not a.no_schedule, every=a.every)
     return 0
+
+def scheduled_source(settings: Settings) -> str:
+    "What a served home's scheduled ingests read from: the configured source, or for `auto` the one the store holds."
+    return settings.source if settings.source != "auto" else read_source(settings)
+
+def serve_and_schedule(
+    settings: Settings,  # the home served and kept current
+    host: str | None = None, port: int | None = None,  # where to serve (default: the settings')
+    on_ready=None,  # called with the URL once the app accepts connections
+    schedule: bool = True,  # False: serve only
+    every: float | None = None,  # ingest every this many seconds instead of on the cron
+    **serve_kw,  # `serve_blocking`'s log_level, access_log, read_timeout
+) -> None:
+    "Serve the app and, in the same process, run the scheduler on the served data's cadence; Ctrl-C stops both."
+    sched = None
+    if schedule:
+        s = settings.model_copy(update={"scheduled_source": scheduled_source(settings)})
+        sched = Scheduler(s, jobs=[f"ingest_{s.granularity}", "retrain"], every=every,
+                          on_outcome=lambda o: print(_summary(o), flush=True))
+        sched.start(block=False)
+        when = ", ".join(f"{n} {sched.jobs[n].cron} (next {t:%Y-%m-%d %H:%M:%S} UTC)" for n, t in sched.next_runs().items() if t)
+        print(f"scheduler: {s.scheduled_source} data kept current in {s.home}: {when}", flush=True)
+    try: serve_blocking(settings, host, port, on_ready=on_ready, **serve_kw)
+    except KeyboardInterrupt: pass  # uvicorn shut the app down, then re-raised the Ctrl-C: stopping is the normal end
+    finally:
+        if sched is not None: sched.shutdown(wait=True, kill=True)  # a running run-book is stopped, recorded interrupted
+    print("stopped", flush=True)
 
 # %% ../nbs/19a_commands.ipynb #401c1ed6
 def _setup_logging() -> None:
@@ -336,11 +364,15 @@ def serve_cli(argv: list[str] | None = None) -> int:
     ap.add_argument("--access-log", action="store_true", help="log every request (off: /metrics counts them)")
     ap.add_argument("--read-timeout", type=float, default=READ_TIMEOUT_S,
                     help=f"seconds a request may take to arrive before its connection is dropped (default {READ_TIMEOUT_S:g})")
+    ap.add_argument("--schedule", action="store_true", help="keep the served data current: run the scheduler in this process")
+    ap.add_argument("--every", type=float, help="with --schedule: ingest every this many seconds instead of on the cron")
     a = ap.parse_args(argv)
     s = load_settings()
     check_port(a.host or s.host, a.port or s.port)  # before the models load: a clear error, not a traceback after them
     logging.basicConfig(level=a.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve_blocking(s, a.host, a.port, log_level=a.log_level, access_log=a.access_log, read_timeout=a.read_timeout)
+    kw = dict(log_level=a.log_level, access_log=a.access_log, read_timeout=a.read_timeout)
+    if a.schedule: serve_and_schedule(s, a.host, a.port, schedule=True, every=a.every, **kw)
+    else: serve_blocking(s, a.host, a.port, **kw)
     return 0
 
 # %% ../nbs/19a_commands.ipynb #eb0a3b71

@@ -39,7 +39,8 @@ from .config import Settings, load_settings
 
 # %% auto #0
 __all__ = ['PIPELINES_DIR', 'StepBusy', 'RunInterrupted', 'JobBusy', 'write_metrics', 'RunRecord', 'run_step', 'kill_runs',
-           'allow_runs', 'list_runs', 'latest_run', 'job_lock', 'recover_runs']
+           'allow_runs', 'list_runs', 'latest_run', 'job_lock', 'scheduler_status_path', 'scheduler_status',
+           'recover_runs']
 
 # %% ../nbs/02_runs.ipynb #bcc7bbaa
 PIPELINES_DIR = next((d for d in (PACKAGE_DIR / "pipelines", REPO_ROOT / "nbs" / "pipelines") if d.is_dir()),
@@ -284,6 +285,17 @@ class job_lock:
     def __exit__(self, *exc) -> None:
         self.holder.unlink(missing_ok=True)
         self._lock.release()
+
+def scheduler_status_path(settings: Settings) -> Path:
+    "Where a running scheduler says what it runs next: `runs/scheduler.json`."
+    return settings.runs_dir / "scheduler.json"
+
+def scheduler_status(settings: Settings | None = None) -> dict | None:
+    "What the scheduler last wrote (pid, next run of each job, last job), with `running`: it is alive and not stopped."
+    p = scheduler_status_path(settings or load_settings())
+    try: st = json.loads(p.read_text())
+    except (OSError, ValueError): return None
+    return {**st, "running": not st.get("stopped_at") and _alive(st.get("pid"))}
 
 def recover_runs(settings: Settings | None = None) -> list[RunRecord]:
     "Record as `interrupted` every run whose process is gone while its status still says running; returns them."

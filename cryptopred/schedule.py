@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import threading
 from collections.abc import Callable, Iterable
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .artifacts import RegistryError
-from .common import REPO_ROOT, CryptopredError, append_lines, coin_list, read_jsonl, to_jsonable, utcnow
+from .common import REPO_ROOT, CryptopredError, append_lines, coin_list, read_jsonl, to_jsonable, utcnow, write_json
 from .config import Settings, env_var, load_settings
 from .data.coingecko import probe_coingecko
 from .monitor.alerts import Alert, raise_alert, read_alerts
@@ -32,6 +33,7 @@ from cryptopred.runs import (
     kill_runs,
     recover_runs,
     run_step,
+    scheduler_status_path,
 )
 
 # %% auto #0
@@ -289,13 +291,25 @@ class Scheduler:
                  pipelines_dir: Path | str | None = None,  # where the run-books are (default: the repository's)
                  on_outcome: Callable[[JobOutcome], None] | None = None,  # called after every job (the UI, tests)
                  retrain_parameters: dict | None = None,  # extra training run-book parameters for its retrains
+                 jobs: Iterable[str] | None = None,  # the jobs to schedule (default: all of `scheduled_jobs`)
+                 every: float | None = None,  # run the ingest jobs every this many seconds instead of on their cron (demos, tests)
                  ):
         self.settings = settings or load_settings()
         self.clock, self.pipelines_dir, self.on_outcome = clock, pipelines_dir, on_outcome
         self.retrain_parameters = dict(retrain_parameters or {})
-        self.jobs = scheduled_jobs(self.settings)
+        known = scheduled_jobs(self.settings)
+        if (unknown := sorted(set(jobs or ()) - set(known))): raise ScheduleError(f"no job named {', '.join(unknown)} (jobs: {', '.join(known)})")
+        self.jobs = {n: j for n, j in known.items() if jobs is None or n in set(jobs)}
+        if every is not None and every <= 0: raise ScheduleError(f"every must be a positive number of seconds, got {every}")
         self.triggers = {n: cron_trigger(j.cron, env_var(j.setting)) for n, j in self.jobs.items()}  # fail early
+        if every is not None:
+            from apscheduler.triggers.interval import IntervalTrigger
+            for n in self.jobs:
+                if n.startswith("ingest_"):
+                    self.triggers[n] = IntervalTrigger(seconds=every, timezone=timezone.utc)
+                    self.jobs[n] = Job(n, f"every {every:g} s", self.jobs[n].setting, self.jobs[n].doc)
         self._aps = None
+        self._started_at: str | None = None
         self._stopped = threading.Event()
 
     def __repr__(self) -> str: return f"Scheduler({', '.join(f'{n}={j.cron!r}' for n, j in self.jobs.items())})"
@@ -360,8 +374,25 @@ class Scheduler:
         finally: lock.__exit__(None, None, None)
         out.finished_at = self.clock().isoformat()
         self._record(out.to_dict())
+        self._write_status(last=out)
         if self.on_outcome: self.on_outcome(out)
         return out
+
+    def _write_status(self, last: JobOutcome | None = None, stopped: bool = False) -> None:
+        "Tell the app (and a person) what this scheduler runs next: `runs/scheduler.json` (only while it is scheduling)."
+        if self._aps is None: return
+        p = scheduler_status_path(self.settings)
+        try: old = json.loads(p.read_text()) if p.is_file() else {}
+        except ValueError: old = {}
+        st = {"pid": os.getpid(), "started_at": self._started_at, "updated_at": utcnow().isoformat(),
+              "source": self.settings.scheduled_source, "granularity": self.settings.granularity,
+              "jobs": {n: {"trigger": j.cron, "next_run": None if stopped else to_jsonable(t)}
+                       for n, j in self.jobs.items() for t in [self.next_runs().get(n)]},
+              "last_job": {"job": last.job, "finished_at": last.finished_at, "ok": last.ok, "skipped": last.skipped}
+                          if last is not None else old.get("last_job") if old.get("pid") == os.getpid() else None,
+              "stopped_at": utcnow().isoformat() if stopped else None}
+        try: write_json(p, st)
+        except OSError as e: _log.warning("cannot write %s: %s", p, e)
 
     def _record(self, rec: dict) -> None:
         append_lines(schedule_log(self.settings), [json.dumps(to_jsonable(rec), allow_nan=False)])
@@ -370,7 +401,7 @@ class Scheduler:
               block: bool = True,  # True: run in this thread until `shutdown`; False: in the background
              ) -> None:
         "Run every job on its cron schedule until `shutdown`."
-        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+        from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_SCHEDULER_STARTED
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
         from apscheduler.schedulers.blocking import BlockingScheduler
@@ -379,8 +410,10 @@ class Scheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": _GRACE_S})
         for name, job in self.jobs.items(): aps.add_job(self.run_job, self.triggers[name], args=[name], id=name, name=job.doc)
         aps.add_listener(self._skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        aps.add_listener(lambda e: self._write_status(), EVENT_SCHEDULER_STARTED)
         self._aps = aps
         allow_runs()
+        self._started_at = utcnow().isoformat()
         try:  # runs a dead scheduler left "running" are recorded as interrupted (else by the next job, under its lock)
             with job_lock(self.settings, "recovery"):
                 for r in recover_runs(self.settings): _log.warning("run %s was interrupted (its process is gone); recorded as such", r.run_id)
@@ -415,6 +448,7 @@ class Scheduler:
         if self._aps is not None and self._aps.running:
             if kill: kill_runs(stop=True)
             self._aps.shutdown(wait=wait)
+            self._write_status(stopped=True)
         self._stopped.set()
 
 # %% ../nbs/17_schedule.ipynb #3529474c

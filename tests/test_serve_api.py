@@ -20,10 +20,10 @@ from serve_helpers import (
     served_home,  # noqa: F401  (a fixture)
 )
 
+from cryptopred.data.ingest import ingest
 from cryptopred.monitor.predictions import read_predictions
 from cryptopred.serve.app import create_app
 from cryptopred.serve.schemas import MAX_FORECAST_DAYS
-from cryptopred.data.ingest import ingest
 
 PREDICT = "/api/v1/predict"
 
@@ -98,7 +98,9 @@ def test_operations_routes(server):
     client, _ = server
     assert client.get("/healthz").json()["status"] == "ok"
     r = client.get("/readyz")
-    assert r.status_code == 200 and r.json() == {"ready": True, "coins": {"bitcoin": "ok", "ethereum": "ok"}}
+    assert r.status_code == 200 and r.json()["ready"] is True
+    assert r.json()["coins"] == {"bitcoin": "ok", "ethereum": "ok"}
+    assert r.json()["status"] in ("ok", "degraded") and set(r.json()["freshness"]) == {"bitcoin", "ethereum"}
     spec = client.get("/openapi.json").json()
     assert {"/api/v1/predict", "/api/v1/forecast", "/api/v1/coins", "/api/v1/models", "/healthz", "/readyz",
             "/metrics"} <= set(spec["paths"])

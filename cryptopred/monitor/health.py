@@ -16,13 +16,13 @@ import pandas as pd
 
 try: import fcntl
 except ImportError: fcntl = None  # Windows: one writer process per file
-from ..common import to_jsonable
+from ..common import granularity_step, to_jsonable, to_utc, utcnow
 from ..config import Settings, env_var
 from .core import MonitorError
 
 # %% auto #0
-__all__ = ['REQUESTS_METRIC', 'DURATION_METRIC', 'histogram_quantile', 'route_counters', 'ServingHealth', 'serving_health',
-           'example_metrics', 'prometheus_rules']
+__all__ = ['REQUESTS_METRIC', 'DURATION_METRIC', 'STALE_PERIODS', 'histogram_quantile', 'route_counters', 'ServingHealth',
+           'serving_health', 'example_metrics', 'data_freshness', 'prometheus_rules']
 
 # %% ../../nbs/11f_monitor.health.ipynb #8357cc80
 def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float:
@@ -129,6 +129,30 @@ def example_metrics(n_fast=400, n_slow=100, slow_errors=5, seed=0):
         req.labels("/history", "GET", "500" if i < slow_errors else "200").inc()
         dur.labels("/history", "GET").observe(rng.uniform(0.1, 0.6))
     return generate_latest(reg).decode()
+
+# %% ../../nbs/11f_monitor.health.ipynb #e024cdaf
+STALE_PERIODS = 2.0
+
+def data_freshness(
+    as_of: Mapping,  # coin -> time of its newest row (None: no data)
+    granularity: str,  # daily | hourly: the period
+    now=None,  # default: the wall clock
+    max_periods: float = STALE_PERIODS,  # older than this many periods is stale
+) -> dict[str, dict]:
+    "Per coin: the newest row's time, its age in periods, and `stale` with the reason when older than `max_periods`."
+    step, now, out = granularity_step(granularity), to_utc(now) or utcnow(), {}
+    for coin, t in as_of.items():
+        if t is None:
+            out[coin] = {"as_of": None, "age_periods": None, "stale": True, "reason": f"{coin}: no {granularity} data served"}
+            continue
+        t = to_utc(t)
+        age = (now - t) / step
+        stale = bool(age > max_periods)
+        out[coin] = {"as_of": t.isoformat(), "age_periods": round(float(age), 2), "stale": stale,
+                     "reason": (f"{coin}: the newest {granularity} row ({t:%Y-%m-%d %H:%M} UTC) is {age:.1f} periods old "
+                                f"(stale after {max_periods:g}); is the scheduler running and the source reachable?")
+                               if stale else None}
+    return out
 
 # %% ../../nbs/11f_monitor.health.ipynb #9ad46f9a
 def prometheus_rules(settings: Settings, window: str = "5m", for_: str = "5m") -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import threading
 import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated
@@ -22,8 +23,11 @@ if TYPE_CHECKING: pass  # imported where the UI is built: importing this module 
 import logging
 
 from .. import __version__
+from ..common import to_jsonable
 from ..config import Settings
+from ..monitor.alerts import raise_alert
 from ..monitor.core import MonitorError
+from ..monitor.health import data_freshness
 from ..monitor.predictions import PredictionLog
 from cryptopred.serve.schemas import (
     CoinsResponse,
@@ -38,11 +42,12 @@ from cryptopred.serve.schemas import (
     Readiness,
     ServeError,
 )
+from ..runs import scheduler_status
 from .state import API_PREFIX, ServeMetrics, ServingState, route_label
 from .ui import mount_ui
 
 # %% auto #0
-__all__ = ['LOG_BATCH_SECONDS', 'Guard', 'create_app']
+__all__ = ['LOG_BATCH_SECONDS', 'Guard', 'operations', 'create_app']
 
 # %% ../../nbs/14d_serve.app.ipynb #88bb95f0
 _log = logging.getLogger("cryptopred.serve.app")
@@ -166,6 +171,38 @@ def _api_routes(app: FastAPI, state: ServingState) -> None:
         return state.models_response()
 
 # %% ../../nbs/14d_serve.app.ipynb #680407a3
+def operations(state: ServingState, now=None) -> dict:
+    "How current the app is: `ok` or `degraded` with the reasons (stale data, a champion that cannot load, unreadable data), data freshness per coin and the next scheduled update."
+    status = {c: state.coin_status(c) for c in state.coins}
+    fresh = data_freshness({c: st.as_of if st.servable else None for c, st in status.items()}, state.granularity, now)
+    problems = [("stale_data", c, f["reason"]) for c, f in fresh.items() if f["stale"] and status[c].servable]
+    for (kind, coin), w in state._watchers.items():  # a new champion that fails to load: the old one is still served
+        if w.error is not None:
+            problems.append(("champion_load_failed", coin, f"{coin}: the {kind} champion in the registry cannot be loaded "
+                             f"({w.error}); still serving {w.current.version if w.current else 'none'}"))
+    for coin, err in list(state._failed.items()):  # data gone or unreadable while the last snapshot is still served
+        if coin in state._snaps:
+            problems.append(("data_unreadable", coin, f"{err} (still serving the snapshot of "
+                             f"{state._snaps[coin].as_of:%Y-%m-%d %H:%M} UTC)"))
+    sched = scheduler_status(state.settings) or {}
+    running = bool(sched.get("running"))
+    nexts = [j.get("next_run") for n, j in (sched.get("jobs") or {}).items() if n.startswith("ingest_") and j.get("next_run")]
+    return {"status": "degraded" if problems else "ok", "degraded": [m for _, _, m in problems], "freshness": fresh,
+            "scheduler": "running" if running else "not running",
+            "next_update": min(nexts) if running and nexts else None, "_problems": problems}
+
+def _alert_new(app: FastAPI, state: ServingState, problems: list[tuple[str, str, str]]) -> None:
+    "Raise an alert (in the background: a webhook never slows a probe) for each problem not alerted on before."
+    seen = app.state.alerted
+    for kind, coin, msg in problems:
+        key = (kind, coin, msg if kind != "stale_data" else "")  # a stale coin's age grows: one alert until it recovers
+        if key in seen: continue
+        seen.add(key)
+        threading.Thread(target=raise_alert, args=(state.settings, "warning", kind, coin, msg, {"source": "app"}),
+                         daemon=True, name="cryptopred-alert").start()
+    now = {(k, c, m if k != "stale_data" else "") for k, c, m in problems}
+    seen.intersection_update(now)  # a problem that went away alerts again if it comes back
+
 def _ops_routes(app: FastAPI, state: ServingState) -> None:
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="The process is alive")
     async def healthz():
@@ -175,12 +212,15 @@ def _ops_routes(app: FastAPI, state: ServingState) -> None:
              summary="Every coin can be served")
     def readyz():
         r = state.readiness()
-        return JSONResponse(r.model_dump(), status_code=200 if r.ready else 503)
+        ops = operations(state)
+        _alert_new(app, state, ops.pop("_problems"))
+        return JSONResponse(to_jsonable({**r.model_dump(), **ops}), status_code=200 if r.ready else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
     def metrics():
         from prometheus_client import CONTENT_TYPE_LATEST
         state.readiness()
+        _alert_new(app, state, operations(state)["_problems"])  # Prometheus' scrapes keep the alerts current too
         if state.log is not None: state.metrics.log_errors.set(state.log.write_errors)
         return Response(state.metrics.text(), media_type=CONTENT_TYPE_LATEST)
 
@@ -222,7 +262,7 @@ def create_app(
     app = FastAPI(title="cryptopred", version=__version__, lifespan=_lifespan(state), docs_url=None, redoc_url=None,
                   description="Short-term crypto direction probabilities and Prophet price forecasts from the "
                               "registry's champion models. Data marked `simulated` is SIMULATED DATA.")
-    app.state.serving = state
+    app.state.serving, app.state.alerted = state, set()
     _install_handlers(app, state.metrics)
     _api_routes(app, state)
     _ops_routes(app, state)

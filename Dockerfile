@@ -3,17 +3,30 @@
 #   docker build -t cryptopred .
 #   docker run -p 127.0.0.1:7860:7860 -v cryptopred-data:/var/lib/cryptopred cryptopred
 # All runtime state (data, models, runs, monitoring) lives on the volume /var/lib/cryptopred ($CRYPTOPRED_HOME);
-# deploy/docker-compose.yml runs it beside Prometheus and Grafana. tests/test_serve_deploy.py runs this file's CMD.
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# deploy/docker-compose.yml runs it as the app and as the scheduler, beside Prometheus and Grafana.
+# tests/test_serve_deploy.py runs this file's CMD; .ci/wheel_check installs the same wheel with the same lock outside
+# the checkout and runs the pipeline and the app from it (CI has no Docker daemon).
+# The base image is pinned by digest (python:3.11.10-slim-bookworm, linux/amd64 + arm64 index; from a public
+# Renovate-maintained digest list — not pulled here: verify with `docker buildx imagetools inspect` when bumping).
+ARG PYTHON_IMAGE=python:3.11.10-slim-bookworm@sha256:5148c0e4bbb64271bca1d3322360ebf4bfb7564507ae32dd639322e4952a6b16
 
 # --- build: install the package and its dependencies into a virtualenv ----------------------------------------------
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/cryptopred
 WORKDIR /src
+# the locked dependencies first (their layer is reused until requirements.lock changes), then the package alone
+COPY requirements.lock ./
+RUN /opt/cryptopred/bin/pip install -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY cryptopred ./cryptopred
-RUN /opt/cryptopred/bin/pip install --upgrade pip && /opt/cryptopred/bin/pip install .
+# cryptopred/{nbs,reports,deploy} link to these: the run-books, notebooks and report inputs ship as package data,
+# so the image can ingest, train, monitor, report and serve
+COPY nbs ./nbs
+COPY reports ./reports
+COPY deploy/alert_rules.yml ./deploy/alert_rules.yml
+RUN /opt/cryptopred/bin/pip install --no-deps . \
+ && /opt/cryptopred/bin/python -c "from cryptopred.runs import PIPELINES_DIR as d; assert (d / 'train_forecaster.ipynb').is_file(), d"
 
 # --- runtime: only the virtualenv, a non-root user and the state volume --------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime

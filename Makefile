@@ -28,7 +28,7 @@ TRAIN_BUDGET ?= 2
 .PHONY: help venv clean-venv \
         run pipeline serve report \
         ingest store-info profile train monitor schedule demo-drift evaluate-real forecast-report \
-        test nbtest pytest lint export readme screenshot diagram bench
+        test nbtest pytest lint lock export readme screenshot diagram bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -111,6 +111,14 @@ lint: $(STAMP) ## ruff over notebooks, package and tests
 export: $(STAMP) ## strip notebook noise, then notebooks -> cryptopred/ package (the order CI checks)
 	$(BIN)/nbdev-clean
 	$(BIN)/nbdev-export
+
+lock: $(STAMP) ## requirements.lock: pip freeze of a fresh virtualenv holding only the built wheel (the image installs it)
+	@rm -rf .lock-build && mkdir .lock-build
+	$(BIN)/python -m pip wheel --no-deps --no-build-isolation --no-index -q . -w .lock-build/dist
+	$(PYTHON) -m venv .lock-build/venv
+	.lock-build/venv/bin/python -m pip install -q .lock-build/dist/cryptopred-*.whl
+	{ head -2 requirements.lock; .lock-build/venv/bin/python -m pip freeze --exclude cryptopred; } > .lock-build/lock && mv .lock-build/lock requirements.lock
+	rm -rf .lock-build
 
 readme: $(STAMP) ## write README.md from nbs/index.ipynb (the README is generated, never edited)
 	$(BIN)/python -c 'from cryptopred.report.prose import write_readme; print(write_readme())'

@@ -27,10 +27,10 @@ except ImportError: fcntl = None  # Windows: one writer process per file
 
 # %% auto #0
 __all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'GRIDS', 'GRANULARITIES', 'CONTRACTS', 'NAME', 'COIN_ID', 'CryptopredError', 'ConfigError',
-           'in_checkout', 'Grid', 'grid_of', 'granularity_step', 'utcnow', 'to_utc', 'iso', 'stamp', 'fsync_dir',
-           'atomic_path', 'atomic_write', 'is_temporary', 'to_jsonable', 'write_json', 'append_lines', 'append_jsonl',
-           'read_jsonl', 'MetricsContractError', 'flat_keys', 'MetricsContract', 'metrics_contract', 'md_table',
-           'save_figure', 'redact', 'check_name', 'numbers', 'coin_list']
+           'in_checkout', 'repo_path', 'Grid', 'grid_of', 'granularity_step', 'utcnow', 'to_utc', 'iso', 'stamp',
+           'fsync_dir', 'atomic_path', 'atomic_write', 'is_temporary', 'to_jsonable', 'write_json', 'append_lines',
+           'append_jsonl', 'read_jsonl', 'MetricsContractError', 'flat_keys', 'MetricsContract', 'metrics_contract',
+           'md_table', 'save_figure', 'redact', 'check_name', 'numbers', 'coin_list']
 
 # %% ../nbs/00_common.ipynb #20b5a618
 class CryptopredError(Exception):
@@ -46,6 +46,12 @@ REPO_ROOT = PACKAGE_DIR.parent
 def in_checkout(root: Path = REPO_ROOT) -> bool:
     "Whether the package runs from a source checkout (its notebooks and `pyproject.toml` beside it)."
     return (root / "pyproject.toml").is_file() and (root / "nbs").is_dir()
+
+def repo_path(*parts: str) -> Path:
+    "A file or folder of the checkout (`nbs`, `reports`, `deploy`); in an installed package, the copy it ships."
+    here = REPO_ROOT.joinpath(*parts)
+    shipped = PACKAGE_DIR.joinpath(*parts)  # package data (in a checkout, links to the checkout's folders)
+    return here if here.exists() or not shipped.exists() else shipped
 
 # %% ../nbs/00_common.ipynb #21695c1c
 @dataclass(frozen=True)

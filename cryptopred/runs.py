@@ -24,12 +24,11 @@ import yaml
 from filelock import FileLock, Timeout
 
 from cryptopred.common import (
-    PACKAGE_DIR,
-    REPO_ROOT,
     CryptopredError,
     MetricsContract,
     MetricsContractError,
     redact,
+    repo_path,
     stamp,
     to_jsonable,
     utcnow,
@@ -43,8 +42,7 @@ __all__ = ['PIPELINES_DIR', 'StepBusy', 'RunInterrupted', 'JobBusy', 'write_metr
            'recover_runs']
 
 # %% ../nbs/02_runs.ipynb #bcc7bbaa
-PIPELINES_DIR = next((d for d in (PACKAGE_DIR / "pipelines", REPO_ROOT / "nbs" / "pipelines") if d.is_dir()),
-                     REPO_ROOT / "nbs" / "pipelines")
+PIPELINES_DIR = repo_path("nbs", "pipelines")  # the checkout's run-books, or those an installed package ships
 
 class StepBusy(CryptopredError):
     "Another run of the same step holds its lock."

@@ -53,7 +53,16 @@ def test_dockerfile_shape():
     froms = [rest for w, rest in ins if w == "FROM"]
     assert len(froms) >= 2 and any(" AS build" in f for f in froms), "multi-stage build"
     arg = next(rest for w, rest in ins if w == "ARG" and rest.startswith("PYTHON_IMAGE="))
-    assert "-slim" in arg.split("=", 1)[1]
+    image = arg.split("=", 1)[1]
+    assert "-slim" in image and re.fullmatch(r"[^@]+@sha256:[0-9a-f]{64}", image), image  # pinned by digest
+    runs = [rest for w, rest in ins if w == "RUN"]
+    assert any("pip install -r requirements.lock" in r for r in runs)  # the locked dependencies ...
+    assert any("pip install --no-deps ." in r for r in runs)  # ... and the package without re-resolving them
+    locked = [ln for ln in (REPO / "requirements.lock").read_text().splitlines() if ln and not ln.startswith("#")]
+    assert locked and all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^=\s]+", ln) for ln in locked), locked[:5]
+    # the run-books, notebooks and report inputs the package links to are in the build context
+    for link in ("nbs", "reports", "deploy"):
+        assert (REPO / "cryptopred" / link).resolve() == (REPO / link).resolve()
     runtime = ins[max(i for i, (w, _) in enumerate(ins) if w == "FROM"):]
     user = [rest for w, rest in runtime if w == "USER"]
     assert user and user[-1] not in ("root", "0")
@@ -168,7 +177,14 @@ def test_promtool_unit_tests_of_the_alerts(promtool, tmp_path):
 def test_compose_and_grafana_match_the_app():
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"app", "prometheus", "grafana"}
+    assert set(services) == {"app", "scheduler", "prometheus", "grafana"}
+    sched = services["scheduler"]
+    assert sched["image"] == services["app"]["image"] and sched["command"] == ["cryptopred", "schedule"]
+    assert sched["volumes"] == services["app"]["volumes"]  # one home: the scheduler's output is what the app serves
+    assert sched["environment"]["CRYPTOPRED_APP_URL"] == "http://app:7860"
+    grafana = services["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and "GF_AUTH_ANONYMOUS_ORG_ROLE" not in grafana
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")  # no default password
     assert (DEPLOY / services["app"]["build"]["context"] / services["app"]["build"]["dockerfile"]).resolve() == DOCKERFILE
     for svc in services.values():
         assert all(str(p).startswith("127.0.0.1:") for p in svc.get("ports", [])), svc.get("ports")
@@ -225,3 +241,21 @@ def test_stalled_clients_are_dropped_and_sigterm_flushes_every_answered_predicti
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode in (0, -signal.SIGTERM) and "Traceback" not in out, out[-3000:]
     assert len(read_predictions(served_home)) == before + answered  # every answered prediction is in the log
+
+
+def test_the_wheel_ships_every_module_and_the_run_books(tmp_path):
+    "What the image and .ci/wheel_check install: every subpackage, the run-books, the notebooks and the report inputs."
+    import zipfile
+    p = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", str(REPO),
+                        "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    [wheel] = tmp_path.glob("cryptopred-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {str(f.relative_to(REPO)) for f in (REPO / "cryptopred").rglob("*.py")
+               if "__pycache__" not in f.parts and not {"nbs", "reports", "deploy"} & set(f.relative_to(REPO).parts[1:2])}
+    assert modules <= names, sorted(modules - names)[:10]
+    books = {f"cryptopred/nbs/pipelines/{f.name}" for f in (REPO / "nbs" / "pipelines").glob("*.ipynb")}
+    assert {"cryptopred/nbs/pipelines/train_forecaster.ipynb", "cryptopred/nbs/pipelines/report.ipynb"} <= books <= names
+    assert {f"cryptopred/nbs/{f.name}" for f in (REPO / "nbs").glob("*.ipynb")} <= names  # the report's prose
+    assert {"cryptopred/reports/pipeline.dot", "cryptopred/deploy/alert_rules.yml"} <= names
+    assert not any(n.startswith("cryptopred/reports/technical_report") and n.endswith((".pdf", ".html")) for n in names)

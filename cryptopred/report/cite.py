@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..common import CONTRACTS, REPO_ROOT, CryptopredError, md_table
+from ..common import CONTRACTS, CryptopredError, md_table, repo_path
 from ..config import Settings, load_settings
 from ..runs import RunRecord, latest_run, list_runs
 
@@ -26,8 +26,8 @@ __all__ = ['NBS_DIR', 'REPORTS_DIR', 'REPORT_STEPS', 'EVIDENCE_STEPS', 'STEP_COM
            'Col', 'cited_table']
 
 # %% ../../nbs/15a_report.cite.ipynb #02378449
-NBS_DIR = REPO_ROOT / "nbs"
-REPORTS_DIR = REPO_ROOT / "reports"
+NBS_DIR = repo_path("nbs")  # the checkout's notebooks, or the copy an installed package ships
+REPORTS_DIR = repo_path("reports")
 REPORT_STEPS = ("ingest", "profile", "train_forecaster", "train_classifier", "monitor")
 # Steps too slow for every pipeline run: their latest run is used when this home has one, else the summary they
 # committed in reports/ the last time they ran (`make demo-drift`, `make evaluate-real`).

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..classify import CALIBRATIONS, DEFAULT_FAMILIES, SEARCH_SPACES, SELECTIONS
-from ..common import REPO_ROOT, atomic_write, md_table
+from ..common import atomic_write, md_table, repo_path
 from ..config import Settings
 from ..registry import open_registry
 from .bench import benchmarks_markdown
@@ -358,7 +358,7 @@ MONITORED = [  # (signal, how it is measured, where, what it raises)
      "`run_failed`, `source_unreachable` alerts"),
 ]
 
-def alert_rules_table(path: Path | str = REPO_ROOT / "deploy" / "alert_rules.yml") -> str:
+def alert_rules_table(path: Path | str = repo_path("deploy", "alert_rules.yml")) -> str:
     "The Prometheus alert rules shipped in `deploy/` (generated from the monitoring thresholds)."
     import yaml
     path = Path(path)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING: pass  # imported where the UI is built: importing this module stays light
-from ..common import REPO_ROOT, CryptopredError, atomic_write
+from ..common import CryptopredError, atomic_write, repo_path
 from ..config import Settings, load_settings
 from ..monitor.health import prometheus_rules
 from .app import create_app
@@ -57,7 +57,7 @@ def alert_rules(settings: Settings | None = None, for_: str = "5m") -> str:
             "default settings; do not edit by hand")
     return head + "\n" + yaml.safe_dump(doc, sort_keys=False, width=1000)
 
-DEPLOY_DIR = REPO_ROOT / "deploy"
+DEPLOY_DIR = repo_path("deploy")
 
 def write_alert_rules(path: Path | str | None = None, settings: Settings | None = None) -> Path:
     "Write `alert_rules(settings)` to `deploy/alert_rules.yml` (or `path`) atomically."

@@ -171,7 +171,7 @@ def test_no_champion_is_a_503_with_the_hint(tmp_path):
         assert httpx.get(url + "/healthz", timeout=30).status_code == 200
 
 
-def test_bearer_token_guards_the_json_api_only(home):
+def test_bearer_token_guards_the_json_api(home):
     s = home.model_copy(update={"api_token": SecretStr("s3cret-token")})
     with live_server(create_app(s, ui=False)) as url:
         assert httpx.post(url + PREDICT, json={"coin": "bitcoin"}).status_code == 401
@@ -180,7 +180,8 @@ def test_bearer_token_guards_the_json_api_only(home):
         ok = httpx.post(url + PREDICT, json={"coin": "bitcoin"}, headers={"Authorization": "Bearer s3cret-token"})
         assert ok.status_code == 200
         assert httpx.get(url + "/api/v1/coins").status_code == 401
-        for open_route in ("/healthz", "/readyz", "/metrics"): assert httpx.get(url + open_route).status_code == 200
+        for open_route in ("/healthz", "/readyz"): assert httpx.get(url + open_route).status_code == 200
+        assert httpx.get(url + "/metrics").status_code == 401  # Prometheus sends the token (deploy/prometheus.yml)
 
 
 def test_metrics_increase_as_requests_are_served(server, home):

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import html
+from urllib.parse import parse_qs
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -45,7 +47,8 @@ from .state import API_PREFIX, ServeMetrics, ServingState, route_label
 from .ui import mount_ui
 
 # %% auto #0
-__all__ = ['LOG_BATCH_SECONDS', 'Guard', 'operations', 'create_app']
+__all__ = ['OPEN_PATHS', 'REFUSED_PATHS', 'SESSION_COOKIE', 'LOG_BATCH_SECONDS', 'refused', 'session_value', 'Guard',
+           'operations', 'protections', 'create_app']
 
 # %% ../../nbs/14d_serve.app.ipynb #88bb95f0
 _log = logging.getLogger("cryptopred.serve.app")
@@ -67,13 +70,55 @@ def _header(scope, name: bytes) -> bytes | None:
     return None
 
 # %% ../../nbs/14d_serve.app.ipynb #cd926df9
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/login"})  # reachable without the token: probes and the sign-in page
+# refused always, token or not: the app takes no files, and Gradio's own analytics dashboard is off (see /metrics)
+REFUSED_PATHS = {"/gradio_api/upload": "uploads are disabled: this app takes no files",
+                 "/upload": "uploads are disabled: this app takes no files",
+                 "/monitoring": "Gradio's monitoring dashboard is off (the app's metrics are at /metrics)"}
+
+def refused(path: str) -> str | None:
+    "Why `path` is refused whoever asks, or None."
+    return next((why for p, why in REFUSED_PATHS.items() if path == p or path.startswith(p + "/")), None)
+SESSION_COOKIE = "cryptopred_session"
+
+def session_value(token: str) -> str:
+    "The web UI's session cookie for `token`: derived from it (HMAC), so the cookie never holds the token itself."
+    return hmac.new(token.encode(), b"cryptopred web ui session", "sha256").hexdigest()
+
+def _cookie(scope, name: str) -> str | None:
+    for part in (_header(scope, b"cookie") or b"").decode("latin-1").split(";"):
+        k, _, v = part.strip().partition("=")
+        if k == name: return v
+    return None
+
+def _login_page(message: str = "", status: int = 401) -> Response:
+    note = f'<p class="err">{html.escape(message)}</p>' if message else ""
+    body = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, '
+            f'initial-scale=1"><title>cryptopred: sign in</title><style>body{{font-family:system-ui,sans-serif;max-width:26rem;'
+            f'margin:12vh auto;padding:0 1rem}}input,button{{font-size:1rem;padding:.5rem;width:100%;box-sizing:border-box;'
+            f'margin:.3rem 0}}.err{{color:#b00020}}</style></head><body><h1>cryptopred</h1><p>This server needs its access '
+            f'token (<code>CRYPTOPRED_API_TOKEN</code>).</p>{note}<form method="post" action="/login">'
+            f'<label for="token">Access token</label><input id="token" name="token" type="password" autocomplete="current-password" '
+            f'required autofocus><button type="submit">Sign in</button></form></body></html>')
+    return Response(body, status, media_type="text/html", headers={"cache-control": "no-store"})
+
 class Guard:
-    "ASGI middleware: request metrics, bearer token for the JSON API, request-body limit."
+    """ASGI middleware: request metrics, the access token on every route but the open ones, no uploads, the
+    request-body limit."""
     def __init__(self, app, metrics: ServeMetrics, max_body: int, token: str | None):
         self.app, self.metrics, self.max_body = app, metrics, max_body
         self.expected = f"Bearer {token}".encode() if token else None
+        self.session = session_value(token) if token else None
+
+    def authorized(self, scope) -> bool:
+        "Whether the request carries the token (bearer header) or the web UI's session cookie; True when no token is set."
+        if self.expected is None: return True
+        if hmac.compare_digest(_header(scope, b"authorization") or b"", self.expected): return True
+        return hmac.compare_digest((_cookie(scope, SESSION_COOKIE) or "").encode(), self.session.encode())
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket" and not self.authorized(scope):
+            return await send({"type": "websocket.close", "code": 1008})
         if scope["type"] != "http": return await self.app(scope, receive, send)
         t0 = time.perf_counter()
         scope["cryptopred.t0"] = t0
@@ -89,9 +134,15 @@ class Guard:
             await send(msg)
 
         try:
-            if api and self.expected is not None and not hmac.compare_digest(_header(scope, b"authorization") or b"", self.expected):
-                await _send_json(sending, 401, {"detail": "missing or wrong bearer token (Authorization: Bearer <token>)"},
-                                 ((b"www-authenticate", b"Bearer"),))
+            if (why := refused(path)):
+                await _send_json(sending, 403, {"detail": why})
+                return
+            if path not in OPEN_PATHS and not self.authorized(scope):
+                if scope["method"] == "GET" and b"text/html" in (_header(scope, b"accept") or b""):
+                    await _login_page()(scope, receive, sending)  # a person at the page: the sign-in form, still a 401
+                else:
+                    await _send_json(sending, 401, {"detail": "missing or wrong access token (Authorization: Bearer <token>)"},
+                                     ((b"www-authenticate", b"Bearer"),))
                 return
             length = _header(scope, b"content-length")
             if length is None and scope["method"] in ("POST", "PUT", "PATCH"): receive = await _buffered(receive, limit)
@@ -222,6 +273,33 @@ def _ops_routes(app: FastAPI, state: ServingState) -> None:
         if state.log is not None: state.metrics.log_errors.set(state.log.write_errors)
         return Response(state.metrics.text(), media_type=CONTENT_TYPE_LATEST)
 
+def _login_routes(app: FastAPI, state: ServingState) -> None:
+    "The sign-in page of a server with an access token: the token in, the session cookie out."
+    token = state.settings.api_token.get_secret_value() if state.settings.api_token else None
+
+    @app.get("/login", include_in_schema=False)
+    def login_form():
+        return _login_page(status=200) if token else Response(status_code=303, headers={"location": "/"})
+
+    @app.post("/login", include_in_schema=False)
+    async def login(request: Request):
+        if not token: return Response(status_code=303, headers={"location": "/"})
+        given = (parse_qs((await request.body()).decode("utf-8", "replace")).get("token") or [""])[0]
+        if not hmac.compare_digest(given.encode(), token.encode()): return _login_page("That is not the access token.")
+        return Response(status_code=303, headers={
+            "location": "/", "cache-control": "no-store",
+            "set-cookie": f"{SESSION_COOKIE}={session_value(token)}; HttpOnly; SameSite=Strict; Path=/"})
+
+def protections(settings: Settings) -> list[str]:
+    "What guards this server, in words (logged at startup; never the secrets)."
+    s = settings
+    out = ["access token: " + ("required on every route but /healthz, /readyz and /login (web UI: sign in at /login)"
+                               if s.api_token else "off (anyone who can reach the port can use the API and the UI)")]
+    out.append("web UI login: " + (f"on (user {s.ui_username})" if s.ui_username and s.ui_password else "off"))
+    out += ["uploads: refused (the app takes no files)", f"request bodies: at most {s.max_body_bytes:,} bytes on the API",
+            f"bound to {s.host}" + (" (this machine only)" if s.host in ("127.0.0.1", "localhost", "::1") else "")]
+    return out
+
 # %% ../../nbs/14d_serve.app.ipynb #d12ba280
 LOG_BATCH_SECONDS = 0.05
 
@@ -233,6 +311,7 @@ async def _drain_every(state: ServingState, seconds: float) -> None:
 def _lifespan(state: ServingState):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        for line in protections(state.settings): logging.getLogger("uvicorn.error").info("protection: %s", line)
         state.log, state.batch_log = PredictionLog(state.settings), True
         drainer = asyncio.create_task(_drain_every(state, LOG_BATCH_SECONDS))
         for coin in state.coins:
@@ -264,6 +343,7 @@ def create_app(
     _install_handlers(app, state.metrics)
     _api_routes(app, state)
     _ops_routes(app, state)
+    _login_routes(app, state)
     app.add_middleware(Guard, metrics=state.metrics, max_body=s.max_body_bytes,
                        token=s.api_token.get_secret_value() if s.api_token else None)
     if ui: mount_ui(app, state)

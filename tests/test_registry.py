@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from registry_helpers import (
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from support.models import (
     FEATURES,
     DirectionModel,
     Doubler,
@@ -29,13 +31,22 @@ from registry_helpers import (
     tiny_prophet,
     xy,
 )
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
 
+from cryptopred.artifacts import (
+    KINDS,
+    MANIFEST,
+    IntegrityError,
+    ModelFormatError,
+    ModelKind,
+    ModelNotFound,
+    PromotionError,
+    RegistryBusy,
+    RegistryError,
+    UntrustedModelError,
+    sha256_hex,
+)
 from cryptopred.common import CryptopredError
 from cryptopred.config import load_settings
-from cryptopred.artifacts import KINDS
-from cryptopred.artifacts import IntegrityError, MANIFEST, ModelFormatError, ModelKind, ModelNotFound, PromotionError, RegistryBusy, RegistryError, UntrustedModelError, sha256_hex
 from cryptopred.registry import ChampionWatcher, ModelRegistry
 
 KEY = ("classifier", "bitcoin", "daily")
@@ -121,7 +132,7 @@ def test_dataclass_wrapper_round_trip_without_pickle(settings, fitted):
 
 
 def test_to_parts_wrapper_round_trip(settings, fitted):
-    reg = ModelRegistry(settings=settings, trusted_classes=["registry_helpers:Ensemble"])
+    reg = ModelRegistry(settings=settings, trusted_classes=["support.models:Ensemble"])
     X, _ = xy(seed=4)
     ens = Ensemble(fitted["logreg"], fitted["calibrated"], 0.25)
     v = reg.register(*KEY, ens, **info())
@@ -255,23 +266,23 @@ def test_corrupt_aliases_file_is_a_clear_error(reg, fitted):
 def test_untrusted_skops_type_is_refused_on_register_and_load(settings, reg):
     X, y = xy()
     odd = make_pipeline(Doubler(), LogisticRegression()).fit(X.to_numpy(), y)
-    with pytest.raises(UntrustedModelError, match=r"not on the trusted list: registry_helpers\.Doubler"):
+    with pytest.raises(UntrustedModelError, match=r"not on the trusted list: support\.models\.Doubler"):
         reg.register(*KEY, odd, **info())
     assert not reg.root.joinpath(*KEY).exists() or reg.list_models().empty
-    trusting = ModelRegistry(settings=settings, trusted_types=["registry_helpers.Doubler"])
+    trusting = ModelRegistry(settings=settings, trusted_types=["support.models.Doubler"])
     v = trusting.register(*KEY, odd, **info())
     np.testing.assert_array_equal(trusting.load(*KEY, v).model.predict_proba(X.to_numpy()),
                                   odd.predict_proba(X.to_numpy()))
-    with pytest.raises(UntrustedModelError, match=r"registry_helpers\.Doubler"):
+    with pytest.raises(UntrustedModelError, match=r"support\.models\.Doubler"):
         reg.load(*KEY, v)
 
 
 def test_untrusted_wrapper_class_is_refused(settings, reg, fitted):
-    with pytest.raises(UntrustedModelError, match="class registry_helpers:DirectionModel is not on the trusted list"):
+    with pytest.raises(UntrustedModelError, match="class support.models:DirectionModel is not on the trusted list"):
         reg.register(*KEY, DirectionModel(fitted["logreg"], FEATURES), **info())
     trusting = ModelRegistry(settings=settings, trusted_classes=[DirectionModel])
     v = trusting.register(*KEY, DirectionModel(fitted["logreg"], FEATURES), **info())
-    with pytest.raises(UntrustedModelError, match="registry_helpers:DirectionModel"):
+    with pytest.raises(UntrustedModelError, match="support.models:DirectionModel"):
         reg.load(*KEY, v)
 
 

@@ -19,17 +19,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pypdf import PdfReader
-from report_helpers import SMALL_ENV, copy_run, failed_run, require_browser, require_tool, small_pipeline
+from support.runs import SMALL_ENV, copy_run, failed_run, require_browser, require_tool, small_pipeline
 
-from cryptopred.config import KNOWN_ENV, Settings, env_var, load_settings
 from cryptopred.commands import pipeline_cli
-from cryptopred.pipeline import PIPELINE_STEPS
 from cryptopred.common import REPO_ROOT
+from cryptopred.config import KNOWN_ENV, Settings, env_var, load_settings
+from cryptopred.pipeline import PIPELINE_STEPS
 from cryptopred.report.build import build_report
 from cryptopred.report.check import NOTICE, PLACEHOLDERS, check_report
 from cryptopred.report.cite import REPORT_STEPS, ReportError, collect_runs
 from cryptopred.report.prose import empty_sections, readme_text
-from cryptopred.report.render import DIAGRAM_PNG, DIAGRAM_SRC, diagram_is_current, ensure_diagram, html_to_pdf, pdf_page_count, png_text, render_diagram
+from cryptopred.report.render import (
+    DIAGRAM_PNG,
+    DIAGRAM_SRC,
+    diagram_is_current,
+    ensure_diagram,
+    html_to_pdf,
+    pdf_page_count,
+    png_text,
+    render_diagram,
+)
 from cryptopred.report.sections import SECTIONS, repository_url
 
 BENCH = Path(__file__).resolve().parent / "benchmarks"

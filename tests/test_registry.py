@@ -2,6 +2,8 @@
 untrusted types, failed writes, and the `cryptopred registry` console script."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import multiprocessing as mp
 import os
@@ -45,6 +47,7 @@ from cryptopred.artifacts import (
     UntrustedModelError,
     sha256_hex,
 )
+from cryptopred.cli import main as cli_main
 from cryptopred.common import CryptopredError
 from cryptopred.config import load_settings
 from cryptopred.registry import ChampionWatcher, ModelRegistry
@@ -479,17 +482,24 @@ def test_a_writer_waits_for_the_lock_and_gives_up_clearly(settings, fitted):
 
 # ---------------------------------------------------------------- console script
 
-def cli(*args):
-    exe = Path(sys.executable).parent / "cryptopred"
-    return subprocess.run([str(exe), "registry", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ})
+def cli(*args, console_script: bool = False) -> subprocess.CompletedProcess:
+    """`cryptopred registry ARGS`: through the installed console script, or in this process through the function the
+    script calls (`cryptopred.cli.main`), which answers the same without paying for a new interpreter."""
+    if console_script:
+        exe = Path(sys.executable).parent / "cryptopred"
+        return subprocess.run([str(exe), "registry", *args], capture_output=True, text=True, timeout=120,
+                              env={**os.environ})
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli_main(["registry", *args])
+    return subprocess.CompletedProcess(["cryptopred", "registry", *args], rc, out.getvalue(), err.getvalue())
 
 
 def test_registry_console_script(reg, fitted):
     v1 = reg.register(*KEY, fitted["logreg"], **info()); reg.promote(*KEY)
     v2 = reg.register(*KEY, fitted["hgb"], **info(holdout_metrics={"log_loss": 0.66}))
 
-    p = cli("list", "--verify")
+    p = cli("list", "--verify", console_script=True)
     assert p.returncode == 0, p.stderr
     rows = {line.split()[3]: line.split() for line in p.stdout.splitlines()[1:]}
     assert set(rows) == {v1, v2}
@@ -511,6 +521,6 @@ def test_registry_console_script(reg, fitted):
     p = cli("rollback", "classifier", "bitcoin", "--reason", "undo")
     assert p.returncode == 0 and f"champion is now {v1}" in p.stdout and reg.champion_version(*KEY) == v1
 
-    p = cli("rollback", "classifier", "bitcoin")
+    p = cli("rollback", "classifier", "bitcoin", console_script=True)
     assert p.returncode == 1 and "error:" in p.stderr and "no previous champion" in p.stderr
     assert "Traceback" not in p.stderr

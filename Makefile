@@ -96,7 +96,7 @@ bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/
 	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)
 
 ##@ Development
-test: $(STAMP) nbtest pytest ## notebook tests and pytest
+test: $(STAMP) layers nbtest pytest ## the layer contracts, notebook tests and pytest
 
 NETGUARD_LOG := $(CURDIR)/.netguard.log
 
@@ -108,8 +108,11 @@ nbtest: $(STAMP) ## run the tests inside the library notebooks (network guard: l
 pytest: $(STAMP) ## run tests/ (integration, fault injection, API, browser, run-books)
 	$(BIN)/python -m pytest tests $(ARGS)
 
-lint: $(STAMP) ## ruff over notebooks, package and tests
+lint: $(STAMP) layers ## ruff over notebooks, package and tests, and the layer contracts
 	$(BIN)/ruff check nbs cryptopred tests
+
+layers: $(STAMP) ## the import-linter contracts in pyproject.toml: a module imports only from lower layers
+	$(BIN)/lint-imports
 
 export: $(STAMP) ## strip notebook noise, then notebooks -> cryptopred/ package (the order CI checks)
 	$(BIN)/nbdev-clean

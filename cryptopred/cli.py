@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
+from . import __version__
 from .common import CryptopredError
 from .config import describe_settings, load_settings
 
@@ -50,7 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"): print(_usage()); return 0
     if argv[0] == "--version":
-        from cryptopred import __version__
         print(__version__); return 0
     if argv[0] not in COMMANDS:
         print(f"cryptopred: unknown command {argv[0]!r}\n\n{_usage()}", file=sys.stderr); return 2

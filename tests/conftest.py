@@ -17,6 +17,8 @@ os.environ.setdefault("NETGUARD_LOG", str(Path(tempfile.mkdtemp(prefix="netguard
 os.environ["PYTHONPATH"] = os.pathsep.join([str(GUARD), *filter(None, [os.environ.get("PYTHONPATH")])])
 sys.path.insert(0, str(GUARD))
 import netguard  # noqa: E402,F401
+from support.fakes import FakeCoinGecko  # noqa: E402
+from support.homes import make_champions, serve_settings  # noqa: E402
 
 from cryptopred.config import Settings, load_settings  # noqa: E402
 
@@ -49,6 +51,22 @@ def real_data_dir() -> Path:
     if not (d / "bitcoin_daily.csv").is_file():
         pytest.skip(f"real data folder {d} is absent (it lies beside the project at ../shared/data/real)")
     return d
+
+
+@pytest.fixture
+def coingecko_fake():
+    "A started `FakeCoinGecko` (default coins bitcoin, ethereum, solana), stopped after the test."
+    with FakeCoinGecko() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def served_home(tmp_path_factory) -> Settings:
+    """A home with 240 days of simulated bitcoin and ethereum and a champion classifier and forecaster for each,
+    built once for the session (the serve, UI and deploy tests read it; none of them may change its models)."""
+    s = serve_settings(tmp_path_factory.mktemp("serve") / "home")
+    make_champions(s)
+    return s
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from evaluate_helpers import leaky_features, real_coin_data
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import FunctionTransformer
+from support.market import leaky_features
+from support.realdata import real_coin_data
 
 import cryptopred.classify as C
 from cryptopred.classify import demo_direction_data, evaluate_classifier, fit_final_model

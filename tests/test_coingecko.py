@@ -5,10 +5,9 @@ import logging
 
 import pandas as pd
 import pytest
-from data_helpers import NOW, SECRET, client, expected_days, fake_prices, frozen_fake, retry_waits
+from support.fakes import NOW, SECRET, client, expected_days, fake_prices, frozen_fake, retry_waits
 
-from cryptopred.data.coingecko import UnknownCoin
-from cryptopred.data.coingecko import CoinGecko, CoinGeckoError
+from cryptopred.data.coingecko import CoinGecko, CoinGeckoError, UnknownCoin
 from cryptopred.data.core import SourceUnavailable
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from monitor_helpers import SECRET_PATH, webhook_receiver
+from support.fakes import SECRET_PATH, webhook_receiver
 
 from cryptopred.config import load_settings
+from cryptopred.demo import demo_checks, demo_drift
 from cryptopred.monitor.predictions import read_predictions
 from cryptopred.registry import ModelRegistry
-from cryptopred.demo import demo_checks, demo_drift
 from cryptopred.schedule import read_schedule_log
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
 
-from cryptopred.evaluate import EvaluationError, backtest_long_flat, bootstrap_metrics, check_splits, direction_metrics, holdout_split, rolling_origin_splits, walk_forward_splits
+from cryptopred.evaluate import (
+    EvaluationError,
+    backtest_long_flat,
+    bootstrap_metrics,
+    check_splits,
+    direction_metrics,
+    holdout_split,
+    rolling_origin_splits,
+    walk_forward_splits,
+)
 
 
 @settings(max_examples=300, deadline=None)

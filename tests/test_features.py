@@ -6,10 +6,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import ta
-from features_helpers import REAL_COINS, REAL_DIR, needs_real, read_real, simulated_market
+from support.market import simulated_market
+from support.realdata import REAL_COINS, REAL_DIR, needs_real, read_real
 
 from cryptopred.config import load_settings
-from cryptopred.features import NON_FEATURES, OPTIONAL_FEATURES, bollinger_pctb, build_features, build_panel, ema, feature_columns, macd, rsi, sma, warmup_steps
+from cryptopred.features import (
+    NON_FEATURES,
+    OPTIONAL_FEATURES,
+    bollinger_pctb,
+    build_features,
+    build_panel,
+    ema,
+    feature_columns,
+    macd,
+    rsi,
+    sma,
+    warmup_steps,
+)
 from cryptopred.preprocess import PreprocessError, clean
 
 TOL = 1e-8

@@ -6,9 +6,18 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from forecast_helpers import real
+from support.realdata import real
 
-from cryptopred.forecast import ForecastError, ForecastParams, ProphetForecaster, default_params, forecast_metrics, rolling_origin_evaluation, summarize_evaluation, tune_forecaster
+from cryptopred.forecast import (
+    ForecastError,
+    ForecastParams,
+    ProphetForecaster,
+    default_params,
+    forecast_metrics,
+    rolling_origin_evaluation,
+    summarize_evaluation,
+    tune_forecaster,
+)
 
 pytestmark = pytest.mark.realdata
 

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import pytest
-from data_helpers import SECRET, frozen_fake
+from support.fakes import SECRET, frozen_fake
 
-from cryptopred.runs import run_step
 from cryptopred.data.store import Store
+from cryptopred.runs import run_step
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
-from serve_helpers import free_port, live_server, make_champions, register_classifier, registry_of, serve_settings
+from support.fakes import free_port, live_server
+from support.homes import make_champions, register_classifier, registry_of, serve_settings
 
 from cryptopred.monitor.alerts import read_alerts
 from cryptopred.serve.app import create_app

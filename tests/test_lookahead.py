@@ -17,9 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from features_helpers import needs_real, prefix_mismatches, read_real, simulated_market, truncate
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from support.market import prefix_mismatches, simulated_market, truncate
+from support.realdata import needs_real, read_real
 
 from cryptopred.features import build_panel, feature_columns
 

@@ -9,18 +9,24 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from monitor_helpers import prediction, random_walk_prices
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from support.market import prediction, random_walk_prices
 
-from cryptopred.common import ConfigError
+from cryptopred.common import ConfigError, save_figure
 from cryptopred.config import load_settings
 from cryptopred.monitor.alerts import retrain_decision
 from cryptopred.monitor.core import MonitorError, example_features
 from cryptopred.monitor.drift import DriftReport, data_drift, drift_figure
 from cryptopred.monitor.health import serving_health
 from cryptopred.monitor.performance import concept_drift, resolve_predictions
-from cryptopred.monitor.profiles import list_profiles, merge_profiles, profile_frame, profile_metadata, read_profile, write_profile
-from cryptopred.common import save_figure
+from cryptopred.monitor.profiles import (
+    list_profiles,
+    merge_profiles,
+    profile_frame,
+    profile_metadata,
+    read_profile,
+    write_profile,
+)
 
 VOL_LIKE = ["abs_ret", "vol_7", "vol_30"]
 

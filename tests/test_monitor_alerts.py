@@ -6,7 +6,7 @@ import logging
 import threading
 
 import pytest
-from monitor_helpers import SECRET_PATH, webhook_receiver
+from support.fakes import SECRET_PATH, webhook_receiver
 
 from cryptopred.monitor.alerts import raise_alert, read_alerts
 from cryptopred.monitor.core import MonitorError

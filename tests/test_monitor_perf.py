@@ -4,10 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from monitor_helpers import prediction, random_walk_prices
+from support.market import prediction, random_walk_prices
 
 from cryptopred.monitor.core import MonitorError
-from cryptopred.monitor.performance import calibration_table, concept_drift, performance_summary, resolve_predictions, rolling_performance
+from cryptopred.monitor.performance import (
+    calibration_table,
+    concept_drift,
+    performance_summary,
+    resolve_predictions,
+    rolling_performance,
+)
 from cryptopred.monitor.predictions import PredictionLog
 
 

@@ -8,7 +8,7 @@ import threading
 
 import pandas as pd
 import pytest
-from monitor_helpers import prediction
+from support.market import prediction
 
 from cryptopred.monitor.core import MonitorError
 from cryptopred.monitor.predictions import PredictionLog, read_predictions
@@ -50,7 +50,7 @@ import sys, pandas as pd
 from cryptopred.config import load_settings
 from cryptopred.monitor.predictions import PredictionLog
 sys.path.insert(0, {tests!r})
-from monitor_helpers import prediction
+from support.market import prediction
 log = PredictionLog(load_settings(environ={{"CRYPTOPRED_HOME": {home!r}}}, env_file=None), maxsize=16)
 for i in range(1500):
     t = pd.Timestamp("2025-06-02 01:00", tz="UTC") + pd.Timedelta(seconds=i)

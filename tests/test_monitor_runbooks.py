@@ -2,14 +2,14 @@
 store whose regime changes 60 days before its end."""
 from __future__ import annotations
 
-from monitor_helpers import SECRET_PATH, webhook_receiver
-from schedule_helpers import T_END, drift_settings, drifted_store, metrics_endpoint, register_champions
+from support.fakes import SECRET_PATH, metrics_endpoint, webhook_receiver
+from support.homes import T_END, drift_settings, drifted_store, register_champions
 
 from cryptopred.monitor.alerts import read_alerts
 from cryptopred.monitor.profiles import list_profiles
-from cryptopred.runs import run_step
 from cryptopred.report.build import build_report
 from cryptopred.report.context import SECTION_NEEDS
+from cryptopred.runs import run_step
 from cryptopred.schedule import settings_env
 
 

@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from features_helpers import REAL_COINS, needs_real, read_real, simulated_market
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.market import simulated_market
+from support.realdata import REAL_COINS, needs_real, read_real
 
 from cryptopred.common import CryptopredError
 from cryptopred.config import load_settings

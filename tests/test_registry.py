@@ -2,6 +2,8 @@
 untrusted types, failed writes, and the `cryptopred registry` console script."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import multiprocessing as mp
 import os
@@ -14,7 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from registry_helpers import (
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from support.models import (
     FEATURES,
     DirectionModel,
     Doubler,
@@ -29,13 +33,23 @@ from registry_helpers import (
     tiny_prophet,
     xy,
 )
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
 
+from cryptopred.artifacts import (
+    KINDS,
+    MANIFEST,
+    IntegrityError,
+    ModelFormatError,
+    ModelKind,
+    ModelNotFound,
+    PromotionError,
+    RegistryBusy,
+    RegistryError,
+    UntrustedModelError,
+    sha256_hex,
+)
+from cryptopred.cli import main as cli_main
 from cryptopred.common import CryptopredError
 from cryptopred.config import load_settings
-from cryptopred.artifacts import KINDS
-from cryptopred.artifacts import IntegrityError, MANIFEST, ModelFormatError, ModelKind, ModelNotFound, PromotionError, RegistryBusy, RegistryError, UntrustedModelError, sha256_hex
 from cryptopred.registry import ChampionWatcher, ModelRegistry
 
 KEY = ("classifier", "bitcoin", "daily")
@@ -121,7 +135,7 @@ def test_dataclass_wrapper_round_trip_without_pickle(settings, fitted):
 
 
 def test_to_parts_wrapper_round_trip(settings, fitted):
-    reg = ModelRegistry(settings=settings, trusted_classes=["registry_helpers:Ensemble"])
+    reg = ModelRegistry(settings=settings, trusted_classes=["support.models:Ensemble"])
     X, _ = xy(seed=4)
     ens = Ensemble(fitted["logreg"], fitted["calibrated"], 0.25)
     v = reg.register(*KEY, ens, **info())
@@ -255,23 +269,23 @@ def test_corrupt_aliases_file_is_a_clear_error(reg, fitted):
 def test_untrusted_skops_type_is_refused_on_register_and_load(settings, reg):
     X, y = xy()
     odd = make_pipeline(Doubler(), LogisticRegression()).fit(X.to_numpy(), y)
-    with pytest.raises(UntrustedModelError, match=r"not on the trusted list: registry_helpers\.Doubler"):
+    with pytest.raises(UntrustedModelError, match=r"not on the trusted list: support\.models\.Doubler"):
         reg.register(*KEY, odd, **info())
     assert not reg.root.joinpath(*KEY).exists() or reg.list_models().empty
-    trusting = ModelRegistry(settings=settings, trusted_types=["registry_helpers.Doubler"])
+    trusting = ModelRegistry(settings=settings, trusted_types=["support.models.Doubler"])
     v = trusting.register(*KEY, odd, **info())
     np.testing.assert_array_equal(trusting.load(*KEY, v).model.predict_proba(X.to_numpy()),
                                   odd.predict_proba(X.to_numpy()))
-    with pytest.raises(UntrustedModelError, match=r"registry_helpers\.Doubler"):
+    with pytest.raises(UntrustedModelError, match=r"support\.models\.Doubler"):
         reg.load(*KEY, v)
 
 
 def test_untrusted_wrapper_class_is_refused(settings, reg, fitted):
-    with pytest.raises(UntrustedModelError, match="class registry_helpers:DirectionModel is not on the trusted list"):
+    with pytest.raises(UntrustedModelError, match="class support.models:DirectionModel is not on the trusted list"):
         reg.register(*KEY, DirectionModel(fitted["logreg"], FEATURES), **info())
     trusting = ModelRegistry(settings=settings, trusted_classes=[DirectionModel])
     v = trusting.register(*KEY, DirectionModel(fitted["logreg"], FEATURES), **info())
-    with pytest.raises(UntrustedModelError, match="registry_helpers:DirectionModel"):
+    with pytest.raises(UntrustedModelError, match="support.models:DirectionModel"):
         reg.load(*KEY, v)
 
 
@@ -468,17 +482,24 @@ def test_a_writer_waits_for_the_lock_and_gives_up_clearly(settings, fitted):
 
 # ---------------------------------------------------------------- console script
 
-def cli(*args):
-    exe = Path(sys.executable).parent / "cryptopred"
-    return subprocess.run([str(exe), "registry", *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ})
+def cli(*args, console_script: bool = False) -> subprocess.CompletedProcess:
+    """`cryptopred registry ARGS`: through the installed console script, or in this process through the function the
+    script calls (`cryptopred.cli.main`), which answers the same without paying for a new interpreter."""
+    if console_script:
+        exe = Path(sys.executable).parent / "cryptopred"
+        return subprocess.run([str(exe), "registry", *args], capture_output=True, text=True, timeout=120,
+                              env={**os.environ})
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli_main(["registry", *args])
+    return subprocess.CompletedProcess(["cryptopred", "registry", *args], rc, out.getvalue(), err.getvalue())
 
 
 def test_registry_console_script(reg, fitted):
     v1 = reg.register(*KEY, fitted["logreg"], **info()); reg.promote(*KEY)
     v2 = reg.register(*KEY, fitted["hgb"], **info(holdout_metrics={"log_loss": 0.66}))
 
-    p = cli("list", "--verify")
+    p = cli("list", "--verify", console_script=True)
     assert p.returncode == 0, p.stderr
     rows = {line.split()[3]: line.split() for line in p.stdout.splitlines()[1:]}
     assert set(rows) == {v1, v2}
@@ -500,6 +521,6 @@ def test_registry_console_script(reg, fitted):
     p = cli("rollback", "classifier", "bitcoin", "--reason", "undo")
     assert p.returncode == 0 and f"champion is now {v1}" in p.stdout and reg.champion_version(*KEY) == v1
 
-    p = cli("rollback", "classifier", "bitcoin")
+    p = cli("rollback", "classifier", "bitcoin", console_script=True)
     assert p.returncode == 1 and "error:" in p.stderr and "no previous champion" in p.stderr
     assert "Traceback" not in p.stderr

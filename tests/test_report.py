@@ -3,6 +3,7 @@ report built from it (real notebooks' prose, real Markdown -> HTML, a real Chrom
 honest, Graphviz, the README, the benchmark table."""
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -19,17 +20,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pypdf import PdfReader
-from report_helpers import SMALL_ENV, copy_run, failed_run, require_browser, require_tool, small_pipeline
+from support.runs import SMALL_ENV, copy_run, failed_run, require_browser, require_tool, small_pipeline
 
-from cryptopred.config import KNOWN_ENV, Settings, env_var, load_settings
 from cryptopred.commands import pipeline_cli
+from cryptopred.common import CONTRACTS, REPO_ROOT
+from cryptopred.config import KNOWN_ENV, Settings, env_var, load_settings
 from cryptopred.pipeline import PIPELINE_STEPS
-from cryptopred.common import REPO_ROOT
 from cryptopred.report.build import build_report
 from cryptopred.report.check import NOTICE, PLACEHOLDERS, check_report, markup_problems
-from cryptopred.report.cite import REPORT_STEPS, ReportError, collect_runs
+from cryptopred.report.cite import REPORT_STEPS, ReportError, collect_runs, key_parts, lookup
+from cryptopred.report.context import SECTION_NEEDS
 from cryptopred.report.prose import empty_sections, readme_text
-from cryptopred.report.render import DIAGRAM_PNG, DIAGRAM_SRC, diagram_is_current, ensure_diagram, html_to_pdf, pdf_page_count, png_text, render_diagram
+from cryptopred.report.render import (
+    DIAGRAM_PNG,
+    DIAGRAM_SRC,
+    diagram_is_current,
+    ensure_diagram,
+    html_to_pdf,
+    pdf_page_count,
+    png_text,
+    render_diagram,
+)
 from cryptopred.report.sections import SECTIONS, repository_url
 
 BENCH = Path(__file__).resolve().parent / "benchmarks"
@@ -354,3 +365,31 @@ def test_committed_report_matches_the_metrics_it_cites():
     assert len(cited) >= 8 and cited <= set(sources)
     assert check_report(md, sources, base_dir=out, cited=html, html_text=html) == []
     assert html.count('class="metric"') > 500 and "<span" not in md
+
+
+def test_every_key_the_report_cites_is_declared_and_produced_by_the_small_run(small):
+    """The metrics contract, end to end: every number the report cites names a key that its step's contract declares
+    (`cryptopred.common.CONTRACTS`) and that the small real run wrote; every key a section needs (`SECTION_NEEDS`) is
+    in that run's metrics.json; and no run wrote a key its contract does not declare."""
+    _, runs, out = small
+    page = (out / "technical_report.html").read_text()  # the HTML keeps each number's citation
+    by_id = {r.run_id: r for r in runs.values()}
+    cited = re.findall(r'<span class="metric" data-run="([^"]*)" data-key="([^"]*)" data-fmt="[^"]*"( data-agg=)?', page)
+    assert len(cited) > 300
+    problems = []
+    from_runs = [(by_id[html.unescape(r)], html.unescape(k), bool(agg)) for r, k, agg in set(cited)
+                 if html.unescape(r) in by_id]  # the others cite committed evidence (reports/*.json)
+    assert {rec.step for rec, _, _ in from_runs} >= set(REPORT_STEPS)
+    for rec, text, agg in sorted(from_runs, key=lambda x: (x[0].step, x[1])):
+        for key in json.loads(text) if agg else [text]:  # an aggregate cites a JSON list of keys
+            if rec.step not in CONTRACTS: problems.append(f"{rec.step}: no metrics contract"); continue
+            if not CONTRACTS[rec.step].covers(key_parts(key)): problems.append(f"{rec.step}: {key} is not declared")
+            try: lookup(rec.metrics, key_parts(key))
+            except KeyError as e: problems.append(f"{rec.step}: {key} is not in metrics.json ({e})")
+    for number, needs in SECTION_NEEDS.items():
+        for step, keys, _ in needs:
+            if step not in runs: continue  # demo_drift: not part of the pipeline (its run is committed evidence)
+            problems += [f"section {number}: {step}.{k} missing" for k in keys if k not in runs[step].metrics]
+    for step in REPORT_STEPS:
+        problems += [f"{step}: {k} written but not declared" for k in CONTRACTS[step].undeclared(runs[step].metrics)]
+    assert problems == [], "\n".join(problems)

@@ -11,8 +11,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from data_helpers import NOW, cg_settings, cli_env, frozen_fake
-from schedule_helpers import tree_digest
+from support.cli import cli_env
+from support.fakes import NOW, frozen_fake
+from support.homes import cg_settings, tree_digest
 
 from cryptopred.commands import schedule_cli
 from cryptopred.config import load_settings

@@ -9,16 +9,8 @@ import httpx
 import pandas as pd
 import pytest
 from pydantic import SecretStr
-from serve_helpers import (
-    last_row_time,
-    live_server,
-    parse_metrics,
-    register_classifier,
-    registry_of,
-    sample,
-    serve_settings,
-    served_home,  # noqa: F401  (a fixture)
-)
+from support.fakes import live_server, parse_metrics, sample
+from support.homes import last_row_time, register_classifier, registry_of, serve_settings
 
 from cryptopred.data.ingest import ingest
 from cryptopred.monitor.predictions import read_predictions
@@ -29,7 +21,7 @@ PREDICT = "/api/v1/predict"
 
 
 @pytest.fixture(scope="module")
-def server(served_home):  # noqa: F811
+def server(served_home):
     "The API (no UI) under uvicorn: (client, app); `app.state.serving.settings` is the served home."
     app = create_app(served_home, ui=False)
     with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as client:

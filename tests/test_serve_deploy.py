@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from serve_helpers import free_port, parse_metrics, sample, served_home  # noqa: F401  (a fixture)
+from support.fakes import free_port, parse_metrics, sample
 
 from cryptopred.serve.deploy import alert_rules
 from cryptopred.serve.state import ServeMetrics
@@ -81,7 +81,7 @@ def test_dockerfile_shape():
     assert all((REPO / c).exists() for c in copied)
 
 
-def test_dockerfile_cmd_serves_and_is_scraped(served_home, tmp_path):  # noqa: F811
+def test_dockerfile_cmd_serves_and_is_scraped(served_home, tmp_path):
     "Run the CMD exactly as the image does (its ENV, the state volume = a home with champions), scrape /metrics."
     ins = instructions()
     cmd = json.loads(next(rest for w, rest in reversed(ins) if w == "CMD"))
@@ -206,7 +206,7 @@ def test_compose_and_grafana_match_the_app():
     assert len({p["id"] for p in dash["panels"]}) == len(dash["panels"])
 
 
-def test_stalled_clients_are_dropped_and_sigterm_flushes_every_answered_prediction(served_home, tmp_path):  # noqa: F811
+def test_stalled_clients_are_dropped_and_sigterm_flushes_every_answered_prediction(served_home, tmp_path):
     "Half-sent requests on raw sockets are closed after the read timeout while the app answers; SIGTERM loses no prediction."
     import socket
 

@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 from pydantic import SecretStr
-from serve_helpers import live_server, served_home  # noqa: F401  (a fixture)
+from support.fakes import live_server
 from starlette.routing import Mount
 
 from cryptopred.serve.app import OPEN_PATHS, create_app, protections, refused, session_value
@@ -33,7 +33,7 @@ def routes(app, prefix: str = "") -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def locked(served_home):  # noqa: F811
+def locked(served_home):
     "The whole app (JSON API and Gradio UI) with a token, under uvicorn: (base URL, app)."
     app = create_app(served_home.model_copy(update={"api_token": SecretStr(TOKEN)}), ui=True)
     with live_server(app) as url:
@@ -87,7 +87,7 @@ def test_a_person_signs_in_with_the_token_and_the_cookie_opens_the_ui(locked):
     for p in ("/healthz", "/readyz"): assert httpx.get(url + p, timeout=30).status_code == 200
 
 
-def test_uploads_are_refused_even_without_a_token(served_home):  # noqa: F811
+def test_uploads_are_refused_even_without_a_token(served_home):
     app = create_app(served_home, ui=True)
     with live_server(app) as url:
         r = httpx.post(url + "/gradio_api/upload", files={"files": ("x.txt", b"hello")}, timeout=30)

@@ -11,17 +11,18 @@ from urllib.parse import urlparse
 import httpx
 import pandas as pd
 import pytest
-from serve_helpers import live_server, parse_metrics, registry_of, served_home  # noqa: F401  (a fixture)
+from support.fakes import live_server, parse_metrics
+from support.homes import registry_of
 
+from cryptopred.common import save_figure, utcnow, write_json
+from cryptopred.data.store import Store
 from cryptopred.features import build_panel
 from cryptopred.monitor.alerts import raise_alert
 from cryptopred.monitor.drift import data_drift, drift_figure
 from cryptopred.monitor.predictions import PredictionLog, read_predictions
 from cryptopred.monitor.profiles import profile_frame
-from cryptopred.common import save_figure, utcnow, write_json
 from cryptopred.runs import write_metrics
 from cryptopred.serve.app import create_app
-from cryptopred.data.store import Store
 
 # `make screenshot` sets CRYPTOPRED_SCREENSHOT=reports/figures/frontend.png (the picture the technical report shows);
 # a plain test run keeps its screenshot in the test's temporary folder and leaves the checkout untouched.
@@ -68,7 +69,7 @@ def past_predictions(settings, coin: str, days: int = 45) -> int:
 
 
 @pytest.fixture(scope="module")
-def ui_server(served_home):  # noqa: F811
+def ui_server(served_home):
     "The full app (API + UI) on a home that also holds a monitor run, an alert and a month and a half of predictions."
     monitor_run(served_home, {"bitcoin": "NO_DRIFT", "ethereum": "DRIFT"})
     raise_alert(served_home, "warning", "data_drift", "ethereum", "ethereum: DRIFT on 4 features", {"features": 4})

@@ -11,19 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from data_helpers import (
-    NOW,
-    SECRET,
-    FakeCoinGecko,
-    cg_settings,
-    cli,
-    cli_env,
-    client,
-    expected_days,
-    fake_prices,
-    frozen_fake,
-    ms,
-)
+from support.cli import cli, cli_env
+from support.fakes import NOW, SECRET, FakeCoinGecko, client, expected_days, fake_prices, frozen_fake, ms
+from support.homes import cg_settings
 
 from cryptopred.commands import ingest_cli
 from cryptopred.config import load_settings

@@ -6,14 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from train_helpers import QUICK, simulated_home
+from support.homes import QUICK, simulated_home
 
+from cryptopred.commands import train_cli
 from cryptopred.features import build_panel
 from cryptopred.forecast import default_params
-from cryptopred.runs import latest_run, run_step
-from cryptopred.report.context import SECTION_NEEDS
-from cryptopred.commands import train_cli
 from cryptopred.registry import open_registry
+from cryptopred.report.context import SECTION_NEEDS
+from cryptopred.runs import latest_run, run_step
 from cryptopred.train.classifier import fit_classifier
 from cryptopred.train.core import load_market
 from cryptopred.train.run import train_all

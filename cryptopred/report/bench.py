@@ -79,5 +79,7 @@ def write_benchmarks_md(folder: Path | str | None = None, out: Path | str | None
     sources = load_benchmarks(folder)
     table = benchmarks_markdown(sources) if sources else f"> **{NOTICE}** no benchmark results yet — run `make bench`."
     text = (f"# Benchmarks\n\nOne row per measured workload, assembled by `make bench` from `reports/benchmarks/*.json` "
-            f"(median wall time over the runs; peak memory of the workload).\n\n{table}\n")
+            f"(median wall time over the runs; peak memory of the workload).\n\n{table}\n"
+            "\n## The test suite\n\nWhat `make test` costs (wall and CPU time, before/after, with the load average): "
+            "[tests/benchmarks/test_suite.md](../tests/benchmarks/test_suite.md).\n")
     return atomic_write(Path(out or REPORTS_DIR / "benchmarks.md"), text.encode())

@@ -16,8 +16,8 @@ from benchutil import max_rss_mb, measure, row, write_result
 
 import cryptopred.classify as C
 from cryptopred.config import load_settings
-from cryptopred.features import build_panel
 from cryptopred.data.simulated import SimulatedMarket
+from cryptopred.features import build_panel
 
 GOAL_S = 120.0  # the budget for the whole `make train` of 5 coins; the classifier is only part of it
 

@@ -23,7 +23,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
-from features_helpers import REAL_COINS, REAL_DIR, read_real, simulated_market  # noqa: E402
+from support.market import simulated_market  # noqa: E402
+from support.realdata import REAL_COINS, REAL_DIR, read_real  # noqa: E402
 
 from cryptopred.features import build_features, build_panel, feature_columns  # noqa: E402
 from cryptopred.preprocess import clean  # noqa: E402

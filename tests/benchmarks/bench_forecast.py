@@ -12,8 +12,8 @@ from pathlib import Path
 
 from cryptopred.data.csv import read_real, real_data_dir
 from cryptopred.forecast import ProphetForecaster, log_price_series, plain_prophet_forecast
-from cryptopred.studies.forecaster import ALL_DAILY_COINS
 from cryptopred.report.bench import write_benchmark_json
+from cryptopred.studies.forecaster import ALL_DAILY_COINS
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "reports" / "benchmarks" / "forecast.json"

@@ -20,7 +20,7 @@ from cryptopred.monitor.profiles import profile_frame
 from cryptopred.report.bench import write_benchmark_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from monitor_helpers import prediction  # noqa: E402
+from support.market import prediction  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "reports" / "benchmarks" / "monitor.json"

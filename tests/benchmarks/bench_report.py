@@ -6,10 +6,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for report_helpers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for support.runs
 
 from benchutil import measure, row, write_result  # noqa: E402
-from report_helpers import small_pipeline  # noqa: E402
+from support.runs import small_pipeline  # noqa: E402
 
 from cryptopred.report.build import build_report  # noqa: E402
 from cryptopred.report.render import find_browser, html_to_pdf  # noqa: E402

@@ -31,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 from benchutil import RESULTS_ENV  # noqa: E402
-from serve_helpers import free_port, make_champions, serve_settings  # noqa: E402
+from support.fakes import free_port  # noqa: E402
+from support.homes import make_champions, serve_settings  # noqa: E402
 
 from cryptopred.monitor.health import serving_health  # noqa: E402
 from cryptopred.report.bench import write_benchmark_json  # noqa: E402

@@ -27,11 +27,11 @@ REPO = HERE.parents[1]
 sys.path[:0] = [str(HERE), str(REPO / "tests")]
 
 from benchutil import max_rss_mb, measure, row, write_result  # noqa: E402
-from train_helpers import NOW  # noqa: E402
+from support.homes import SIM_NOW as NOW  # noqa: E402
 
 from cryptopred.config import load_settings  # noqa: E402
-from cryptopred.features import build_panel  # noqa: E402
 from cryptopred.data.ingest import ingest  # noqa: E402
+from cryptopred.features import build_panel  # noqa: E402
 from cryptopred.train.classifier import fit_classifier  # noqa: E402
 from cryptopred.train.core import load_market  # noqa: E402
 from cryptopred.train.forecaster import fit_forecaster  # noqa: E402

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cryptopred.config import Settings, load_settings
 from cryptopred.common import write_json
+from cryptopred.config import Settings, load_settings
 from cryptopred.pipeline import PipelineResult, run_pipeline
-from cryptopred.runs import RunRecord
 from cryptopred.report.render import find_browser
+from cryptopred.runs import RunRecord
 
 # The small pipeline: the simulated market, two coins, 240 days, one candidate per family, one worker.
 SMALL_ENV = {"CRYPTOPRED_SOURCE": "simulated", "CRYPTOPRED_COINS": "bitcoin,ethereum", "CRYPTOPRED_HISTORY_DAYS": "240",

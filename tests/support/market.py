@@ -1,43 +1,12 @@
-"""Test helpers for preprocess/features: a small vectorized simulated market in the store-row format, access to the
-real data, truncation at a time, and the frame comparison the look-ahead tests use.
-
-`simulated_market` stands in for `cryptopred.sources.simulate_market` (built on another branch); it only needs to
-produce plausible store rows with the defects cleaning must handle (holes, bad ticks, zero volumes, late snapshots).
-"""
+"""Synthetic frames for tests: store rows of a simulated market with the defects cleaning must handle, random walks,
+prediction records as the app logs them, truncation at a time, causal (provisional) daily features."""
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from scipy.signal import lfilter
 
-from cryptopred.config import Settings
-
-REAL_COINS = ("bitcoin", "ethereum", "solana", "binancecoin", "ripple", "cardano", "dogecoin", "litecoin", "tron",
-              "chainlink")
-STEP = {"daily": pd.Timedelta(days=1), "hourly": pd.Timedelta(hours=1)}
-
-
-def _real_dir() -> Path | None:
-    "The real data folder: the configured default, or CRYPTOPRED_REAL_DATA_DIR (read at import, before fixtures)."
-    for d in (Settings().real_data_dir, os.environ.get("CRYPTOPRED_REAL_DATA_DIR")):
-        if d and (Path(d) / "bitcoin_daily.csv").is_file(): return Path(d)
-    return None
-
-
-REAL_DIR = _real_dir()
-needs_real = pytest.mark.skipif(REAL_DIR is None, reason="real data folder ../shared/data/real is absent "
-                                "(set CRYPTOPRED_REAL_DATA_DIR to run these tests elsewhere)")
-
-
-def read_real(coin: str, granularity: str = "daily") -> pd.DataFrame:
-    "A real series as store rows (timestamp parsed as UTC), read in place."
-    df = pd.read_csv(REAL_DIR / f"{coin}_{granularity}.csv")
-    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
-    return df
+from cryptopred.common import granularity_step
 
 
 def simulated_market(
@@ -63,7 +32,7 @@ def simulated_market(
     volume = price * supply * np.exp(rng.normal(-3, 0.4, n) + 8 * np.abs(ret))
     ts = pd.date_range(start, periods=n, freq="D" if granularity == "daily" else "h", tz="UTC", unit="ns")
     df = pd.DataFrame({"timestamp": ts, "price": price, "market_cap": price * supply, "total_volume": volume,
-                       "source": "simulated", "ingested_at": ts[-1] + STEP[granularity]})
+                       "source": "simulated", "ingested_at": ts[-1] + granularity_step(granularity)})
     if spikes:
         at = rng.choice(np.arange(40, n - 1), size=spikes, replace=False)
         df.loc[at, "price"] *= rng.choice([3.0, 1 / 3], size=spikes)
@@ -95,3 +64,48 @@ def prefix_mismatches(part: pd.DataFrame, full: pd.DataFrame, columns: list[str]
         same = (a == b) | (pd.isna(a) & pd.isna(b))
         if not same.all(): bad.append(c)
     return bad
+
+
+def prediction(served_at, coin="bitcoin", prob_up=0.6, version="clf-1", horizon=1, granularity="daily",
+               **extra) -> dict:
+    "A prediction record as the app logs it: as_of is the last full step before `served_at`."
+    step = granularity_step(granularity)
+    served = pd.Timestamp(served_at)
+    served = served.tz_localize("UTC") if served.tzinfo is None else served
+    as_of = served.floor("D" if granularity == "daily" else "h")
+    return {"served_at": served.isoformat(), "coin": coin, "granularity": granularity, "as_of": as_of.isoformat(),
+            "horizon": horizon, "target_time": (as_of + horizon * step).isoformat(), "prob_up": prob_up,
+            "direction": "up" if prob_up >= 0.5 else "down", "classifier_version": version,
+            "forecaster_version": None, "price": 100.0, "source": "simulated", "latency_ms": 3.0, **extra}
+
+
+def random_walk_prices(n: int, seed: int = 0, freq: str = "D", start: str = "2025-01-01",
+                       vol: float = 0.03) -> pd.DataFrame:
+    "Store rows (timestamp, price, market_cap, total_volume, source) of a geometric random walk."
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range(start, periods=n, freq=freq, tz="UTC")
+    price = 100 * np.exp(np.cumsum(rng.normal(0, vol, n)))
+    return pd.DataFrame({"timestamp": ts, "price": price, "market_cap": price * 1e7, "total_volume": price * 1e5,
+                         "source": "simulated"})
+
+
+def provisional_features(price: pd.Series, n_lags: int = 5,
+                         horizon: int = 1) -> tuple[pd.DataFrame, pd.Series, pd.Series]:
+    "Causal features `X`, next-`horizon` direction `y` (0/1, NaN unknown) and one-step forward log return."
+    lp = np.log(price)
+    r = lp.diff()  # return into t: known at t
+    X = pd.DataFrame({f"ret_lag{k}": r.shift(k) for k in range(n_lags)}, index=price.index)
+    for w in (7, 30):
+        X[f"vol_{w}"] = r.rolling(w).std()
+        X[f"ma_ratio_{w}"] = lp - lp.rolling(w).mean()
+    X["ret_7"] = lp - lp.shift(7)
+    fwd_h = lp.shift(-horizon) - lp
+    y = (fwd_h > 0).astype(float).where(fwd_h.notna())
+    fwd1 = (lp.shift(-1) - lp).rename("forward_return")
+    return X, y.rename("target"), fwd1
+
+
+def leaky_features(X: pd.DataFrame, fwd: pd.Series, noise: float = 0.001, seed: int = 0) -> pd.DataFrame:
+    "`X` plus a column that leaks the target: tomorrow's return with a little noise."
+    rng = np.random.default_rng(seed)
+    return X.assign(leak=fwd + rng.normal(0, noise, len(fwd)))

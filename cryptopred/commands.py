@@ -35,7 +35,14 @@ from .runs import RunRecord, kill_runs, list_runs, run_step
 from .schedule import JobOutcome, Scheduler, crontab_lines, next_fire_times, scheduled_jobs
 from .serve.app import create_app
 from .serve.deploy import READ_TIMEOUT_S, check_port, serve_blocking
-from .studies.forecaster import ALL_DAILY_COINS, evaluate_real, write_forecast_report
+from cryptopred.studies.forecaster import (
+    ALL_DAILY_COINS,
+    evaluate_real,
+    log_holdout_scoring,
+    score_coin_v2,
+    v2_report_lines,
+    write_forecast_report,
+)
 from .train.run import BACKENDS
 
 # %% auto #0
@@ -263,11 +270,17 @@ def forecast_cli(argv: list[str] | None = None) -> int:
     r.add_argument("--reference-coins", type=_csv, default=("bitcoin", "ethereum"), help="coins also scored with plain Prophet")
     r.add_argument("--tune", action="store_true", help="tune on bitcoin+ethereum before the evaluation period first")
     r.add_argument("--budget", type=int, default=None, help="tuning candidates per granularity (default 16 daily, 12 hourly)")
-    r.add_argument("--every", default=None, help="origin spacing for both granularities (default 5D / 25h)")
+    r.add_argument("--every", default=None, help="v1: origin spacing for both granularities (default 5D / 25h)")
+    r.add_argument("--with-v1", action="store_true", help="also run the protocol-v1 rolling-origin study (slow)")
+    r.add_argument("--holdout-log", type=Path, default=Path("reports/protocols/holdout_log.jsonl"),
+                   help="where each holdout scoring is counted")
     a = ap.parse_args(argv)
+    scores = {gran: pd.concat([score_coin_v2(c, gran, a.data_dir) for c in coins], ignore_index=True)
+              for gran, coins in (("daily", a.coins), ("hourly", a.hourly_coins)) if coins}
+    count = log_holdout_scoring(a.holdout_log, "forecaster_v2", f"cryptopred forecast report: {', '.join(scores)}")
     evaluations, params, cvs = {}, {}, {}
     for gran, coins in (("daily", a.coins), ("hourly", a.hourly_coins)):
-        if not coins: continue
+        if not coins or not a.with_v1: continue
         if a.tune:
             tune_coins = [c for c in ("bitcoin", "ethereum") if c in coins] or list(coins[:2])
             params[gran], cvs[gran] = tune_forecaster({c: read_real(c, gran, a.data_dir) for c in tune_coins}, gran,
@@ -275,8 +288,8 @@ def forecast_cli(argv: list[str] | None = None) -> int:
         else: params[gran] = default_params(gran)
         evaluations[gran] = evaluate_real(coins, gran, params[gran], a.data_dir, a.reference_coins if gran == "daily" else (),
                                           **({"every": a.every} if a.every else {}))
-    cmd = "cryptopred forecast report" + (" --tune" if a.tune else "")
-    print(write_forecast_report(a.out, evaluations, params, cvs or None, cmd))
+    cmd = "cryptopred forecast report" + (" --with-v1" if a.with_v1 else "") + (" --tune" if a.tune else "")
+    print(write_forecast_report(a.out, evaluations, params, cvs or None, cmd, v2_report_lines(scores, count)))
     return 0
 
 # %% ../nbs/19a_commands.ipynb #0274894b

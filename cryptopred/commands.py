@@ -38,6 +38,7 @@ from .serve.deploy import READ_TIMEOUT_S, check_port, serve_blocking
 from cryptopred.studies.forecaster import (
     ALL_DAILY_COINS,
     evaluate_real,
+    holdout_log_count,
     log_holdout_scoring,
     score_coin_v2,
     v2_report_lines,
@@ -274,10 +275,19 @@ def forecast_cli(argv: list[str] | None = None) -> int:
     r.add_argument("--with-v1", action="store_true", help="also run the protocol-v1 rolling-origin study (slow)")
     r.add_argument("--holdout-log", type=Path, default=Path("reports/protocols/holdout_log.jsonl"),
                    help="where each holdout scoring is counted")
+    r.add_argument("--from-scores", type=Path, default=None,
+                   help="render the v2 section from a saved scores CSV (no new holdout scoring)")
     a = ap.parse_args(argv)
-    scores = {gran: pd.concat([score_coin_v2(c, gran, a.data_dir) for c in coins], ignore_index=True)
-              for gran, coins in (("daily", a.coins), ("hourly", a.hourly_coins)) if coins}
-    count = log_holdout_scoring(a.holdout_log, "forecaster_v2", f"cryptopred forecast report: {', '.join(scores)}")
+    if a.from_scores is not None:
+        saved = pd.read_csv(a.from_scores)
+        scores = {g: s.reset_index(drop=True) for g, s in saved.groupby("granularity", sort=False)}
+        count = holdout_log_count(a.holdout_log, "forecaster_v2")
+    else:
+        scores = {gran: pd.concat([score_coin_v2(c, gran, a.data_dir) for c in coins], ignore_index=True)
+                  for gran, coins in (("daily", a.coins), ("hourly", a.hourly_coins)) if coins}
+        count = log_holdout_scoring(a.holdout_log, "forecaster_v2", f"cryptopred forecast report: {', '.join(scores)}")
+        csv = Path(a.out).with_suffix(".v2_scores.csv"); csv.parent.mkdir(parents=True, exist_ok=True)
+        pd.concat(scores.values(), ignore_index=True).to_csv(csv, index=False)   # kept: the report re-renders from it
     evaluations, params, cvs = {}, {}, {}
     for gran, coins in (("daily", a.coins), ("hourly", a.hourly_coins)):
         if not coins or not a.with_v1: continue

@@ -187,7 +187,6 @@ def score_coin_v2(
 # %% ../../nbs/12b_studies.forecaster.ipynb #44106e2b
 def v2_tables(scores: pd.DataFrame, goal_horizons=None) -> dict:
     "Headline (model vs best baseline per coin and horizon), goal check, ablation (means and wins) from `score_coin_v2` rows."
-    idx = scores.set_index(["coin", "horizon", "model"])
     base = scores[scores.model.isin(V2_BASELINES)]
     best = base.loc[base.groupby(["coin", "horizon"]).is80.idxmin()].set_index(["coin", "horizon"])
     mine = scores[scores.model == V2_MODEL].set_index(["coin", "horizon"])
@@ -203,8 +202,10 @@ def v2_tables(scores: pd.DataFrame, goal_horizons=None) -> dict:
                      "cov80 min": g.cov80.min(), "cov80 max": g.cov80.max(), "scored for the IS goal": h in gh})
     abl = scores.groupby(["model", "horizon"], sort=False)[["crps", "is80", "is95", "cov80", "pinball_0.5"]].mean().reset_index()
     best_b = base.groupby(["coin", "horizon"]).is80.min()
-    wins = {(m, h): int((idx.xs(m, level="model").is80.xs(h, level="horizon") < best_b.xs(h, level="horizon")).sum())
-            for m in scores.model.unique() for h in hs}
+    def wins(m, h):
+        b = best_b.xs(h, level="horizon")
+        return int((scores[(scores.model == m) & (scores.horizon == h)].set_index("coin").is80.reindex(b.index) < b).sum())
+    wins = {(m, h): wins(m, h) for m in scores.model.unique() for h in hs}
     abl["wins vs best baseline (IS80)"] = [wins[(m, h)] for m, h in zip(abl.model, abl.horizon, strict=True)]
     order = {m: i for i, m in enumerate(V2_ABLATION)}
     abl = abl.sort_values(["horizon", "model"], key=lambda s: s.map(order) if s.name == "model" else s, kind="stable")

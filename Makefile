@@ -26,7 +26,7 @@ TRAIN_BUDGET ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help venv clean-venv \
-        run pipeline serve report \
+        run pipeline serve report publish \
         ingest store-info profile train monitor schedule demo-drift evaluate-real forecast-report \
         test nbtest pytest lint lock export readme screenshot diagram bench
 
@@ -57,8 +57,11 @@ pipeline: $(STAMP) ## the same without serving, for cron and CI (ARGS="--no-pdf 
 serve: $(STAMP) ## the web UI and the JSON API on http://127.0.0.1:7860 (ARGS="--port 8000"; CRYPTOPRED_HOST to bind elsewhere)
 	$(CLI) serve $(ARGS)
 
-report: $(STAMP) ## build reports/technical_report.{ipynb,md,html,pdf} from the latest runs (ARGS="-p strict true")
+report: $(STAMP) ## build the technical report {md,html,pdf,ipynb} from the latest runs into $$CRYPTOPRED_HOME/reports (ARGS="-p strict true")
 	$(CLI) run report $(ARGS)
+
+publish: $(STAMP) ## check the home's finished report and copy it into the committed reports/ (the only way it changes)
+	$(CLI) publish $(ARGS)
 
 ##@ One step at a time
 ingest: $(STAMP) ## run the ingest run-book into runs/<ts>_ingest (ARGS="-p source simulated -p days 90")

@@ -26,7 +26,7 @@ from cryptopred.commands import pipeline_cli
 from cryptopred.pipeline import PIPELINE_STEPS
 from cryptopred.common import REPO_ROOT
 from cryptopred.report.build import build_report
-from cryptopred.report.check import NOTICE, PLACEHOLDERS, check_report
+from cryptopred.report.check import NOTICE, PLACEHOLDERS, check_report, markup_problems
 from cryptopred.report.cite import REPORT_STEPS, ReportError, collect_runs
 from cryptopred.report.prose import empty_sections, readme_text
 from cryptopred.report.render import DIAGRAM_PNG, DIAGRAM_SRC, diagram_is_current, ensure_diagram, html_to_pdf, pdf_page_count, png_text, render_diagram
@@ -64,6 +64,11 @@ def test_report_from_a_small_simulated_pipeline(small):
     assert {st: rep["runs"][st] for st in REPORT_STEPS} == {st: runs[st].run_id for st in REPORT_STEPS}
     assert "technical_report.html" in (runs["report"].path / "report.ipynb").read_text()
     md = (out / "technical_report.md").read_text()
+    html = (out / "technical_report.html").read_text()
+    # plain Markdown (numbers as text, formulas in Unicode); the HTML keeps each number's run and key, and shows no
+    # tag text or raw LaTeX
+    assert "<span" not in md and markup_problems(md, html) == [] and html.count('class="metric"') > 300
+    assert "zₜ = (rₜ - m)/(1.4826\u2009MAD)" in md and "1.4826\\," not in html
     # beside it, the metrics of every run it cites (what lets a committed report be re-checked anywhere)
     from cryptopred.report.cite import SOURCES_FILE
     kept = json.loads((out / SOURCES_FILE).read_text())
@@ -82,12 +87,11 @@ def test_report_from_a_small_simulated_pipeline(small):
             "train_forecaster-forecast_all.png"} <= names, names
     assert any(n.startswith("monitor-drift_") for n in names)
     assert all((out / i).is_file() and (out / i).stat().st_size < 600_000 for i in images)
-    html = (out / "technical_report.html").read_text()
     assert html.count('src="data:image/png;base64,') == len(images) and not re.search(r'src="(?!data:)', html)
-    assert repository_url(s) in html and "<script" not in html
+    assert "No public repository is configured" in md and "<script" not in html
     # numbers equal to what the runs wrote, read here from their metrics.json
     ing = json.loads((runs["ingest"].path / "metrics.json").read_text())
-    rows = _shown(md, "per_coin.bitcoin.rows")
+    rows = _shown(html, "per_coin.bitcoin.rows")
     assert rows and set(rows) == {f"{ing['per_coin']['bitcoin']['rows']:,}"}
     clf = json.loads((runs["train_classifier"].path / "metrics.json").read_text())
     table = _text(md.split("##### Holdout metrics")[1].split("#####")[0])
@@ -96,7 +100,7 @@ def test_report_from_a_small_simulated_pipeline(small):
         assert f"| {coin} | {clf['holdout'][coin]['n']} | {auc['value']:.3f} [{auc['lo']:.3f}, {auc['hi']:.3f}] |" in table
     mean_auc = np.mean([clf["holdout"][c]["roc_auc"]["value"] for c in ("bitcoin", "ethereum")])
     assert f"mean ROC-AUC {mean_auc:.3f}" in _text(md.split("**At a glance.**")[1])
-    assert check_report(md, rep["sources"], base_dir=out) == []
+    assert check_report(md, rep["sources"], base_dir=out, cited=html, html_text=html) == []
     # the report as a notebook (one cell per top-level section) and the PDF
     nb = json.loads((out / "technical_report.ipynb").read_text())
     assert "".join(nb["cells"][0]["source"]).startswith("# Technical Report")
@@ -104,23 +108,25 @@ def test_report_from_a_small_simulated_pipeline(small):
     pdf = PdfReader(out / "technical_report.pdf")
     assert rep["pages"] == len(pdf.pages) == pdf_page_count(out / "technical_report.pdf") and 12 <= len(pdf.pages) <= 30
     assert "SIMULATED DATA" in pdf.pages[0].extract_text()
+    text = "\n".join(pg.extract_text() for pg in pdf.pages)
+    assert "<span" not in text and "\\mathrm" not in text and "data-key" not in text
 
 
 def test_a_number_that_changed_in_its_run_is_caught(small, tmp_path):
     _, runs, out = small
     rep = runs["report"].metrics
-    md = (out / "technical_report.md").read_text()
+    md, html = (out / "technical_report.md").read_text(), (out / "technical_report.html").read_text()
     sources = {sid: json.loads(Path(p).read_text()) for sid, p in rep["sources"].items()}
     clf = runs["train_classifier"].run_id
     auc = sources[clf]["holdout"]["ethereum"]["roc_auc"]
     shown = f"{auc['lo']:.3f}"
     auc["lo"] = round(auc["lo"] - 0.1, 6)
-    probs = check_report(md, sources, base_dir=out)
+    probs = check_report(md, sources, base_dir=out, cited=html)
     assert probs and all(f"'{shown}' differs from {clf}: holdout.ethereum.roc_auc.lo = '{auc['lo']:.3f}'" in p for p in probs)
     assert any(p.startswith("section '3.4 Model Training") for p in probs)
     del sources[clf]["cleaning"]
     assert any(f"cites {clf}: cleaning.bitcoin" in p and "which it no longer has" in p
-               for p in check_report(md, sources, base_dir=out))
+               for p in check_report(md, sources, base_dir=out, cited=html))
     shutil.copytree(out, tmp_path / "copy")
     fig = next((tmp_path / "copy" / "technical_report_files").glob("monitor-drift_*.png"))
     fig.unlink()
@@ -167,8 +173,10 @@ def test_pinned_runs(small, tmp_path):
 def test_repository_link_is_configurable(tmp_path):
     s = Settings(home=tmp_path, repository_url="https://git.example.org/team/cryptopred")
     assert repository_url(s) == "https://git.example.org/team/cryptopred"
+    # no placeholder: the package declares no public repository, and the report says so instead of inventing one
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
-    assert f'Repository = "{repository_url(Settings(home=tmp_path))}"' in pyproject
+    assert "Repository =" not in pyproject and ".invalid" not in pyproject
+    assert repository_url(Settings(home=tmp_path)) is None
 
 
 def test_pdf_printing_fails_clearly_without_a_browser(tmp_path):
@@ -245,7 +253,8 @@ def test_benchmarks_run_all_and_measure_memory(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "bench_broken.py: exit status 1" in p.stderr, p.stderr
     table = (tmp_path / "benchmarks.md").read_text()
-    assert re.search(r"\| demo \| sum of 1000 ints \| [0-9.e-]+ \| 3 \| [0-9,]+ \| ≤ 1 s \| yes \|", table), table
+    row_re = r"\| demo \| sum of 1000 ints \| [0-9.]+ (µs|ms|s) \| 3 \| ([0-9.,]+ MB|not measured) \| ≤ 1 s \| yes \|"
+    assert re.search(row_re, table), table
     assert json.loads((tmp_path / "results" / "ok.json").read_text())["machine"]["cpus"] >= 1
 
 
@@ -257,7 +266,8 @@ def test_make_run_serves_the_app_and_stops_on_ctrl_c(small, tmp_path):
         sock.bind(("127.0.0.1", 0)); port = sock.getsockname()[1]
     env = {**os.environ, **SMALL_ENV, "CRYPTOPRED_HOME": str(s.home)}
     cmd = [str(Path(sys.executable).with_name("cryptopred")), "pipeline", "--steps", "report", "--serve", "--port", str(port),
-           "--no-pdf", "--out-dir", str(tmp_path / "report")]
+           "--no-pdf"]
+    tree_before = _git_status()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     watchdog = threading.Timer(240, proc.kill)  # a hung app fails the test instead of hanging it
     watchdog.start()
@@ -268,6 +278,7 @@ def test_make_run_serves_the_app_and_stops_on_ctrl_c(small, tmp_path):
             if line.startswith("serving http"): break
         out = "".join(lines)
         assert re.search(r"^report: succeeded in [0-9.]+ s", out, re.M) and "complete (no problems)" in out, out
+        assert "report: NO PDF: not asked for" in out, out
         assert lines[-1].startswith(f"serving http://127.0.0.1:{port}/"), out
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=30) as r:
             assert r.status == 200 and json.loads(r.read())["ready"] is True
@@ -276,7 +287,44 @@ def test_make_run_serves_the_app_and_stops_on_ctrl_c(small, tmp_path):
     finally:
         watchdog.cancel()
         if proc.poll() is None: proc.kill(); proc.wait()
-    assert (tmp_path / "report" / "technical_report.html").is_file()
+    # the report went to the home, and the checkout is as it was (a clean clone stays clean)
+    assert (s.home / "reports" / "technical_report.html").is_file()
+    assert not (s.home / "reports" / "technical_report.pdf").exists()
+    assert _git_status() == tree_before
+
+
+def _git_status() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO_ROOT, capture_output=True,
+                          text=True, check=True).stdout
+
+
+def test_publish_copies_a_finished_report_and_refuses_an_unfinished_one(small, tmp_path):
+    "`cryptopred publish` is the only way the committed report changes: checked again, copied whole, or refused."
+    from cryptopred.report.build import PUBLISHED_FILES, publish_report
+    from cryptopred.report.context import FIGURES_DIRNAME
+    _, runs, out = small
+    dest = tmp_path / "reports"
+    (dest / FIGURES_DIRNAME).mkdir(parents=True)
+    (dest / FIGURES_DIRNAME / "stale.png").write_bytes(b"old")
+    cited = publish_report(out, dest)
+    assert set(cited) >= {runs[st].run_id for st in REPORT_STEPS}
+    assert all((dest / n).read_bytes() == (out / n).read_bytes() for n in PUBLISHED_FILES)
+    assert sorted(p.name for p in (dest / FIGURES_DIRNAME).iterdir()) == sorted(p.name for p in (out / FIGURES_DIRNAME).iterdir())
+    # a report whose number no longer matches its run is refused, and the published copy stays as it was
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    src = json.loads((bad / "technical_report_sources.json").read_text())
+    clf = runs["train_classifier"].run_id
+    src[clf]["holdout"]["bitcoin"]["n"] += 1
+    (bad / "technical_report_sources.json").write_text(json.dumps(src))
+    before = {n: (dest / n).read_bytes() for n in PUBLISHED_FILES}
+    p = subprocess.run([str(Path(sys.executable).with_name("cryptopred")), "publish", "--from", str(bad), "--to", str(dest)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "problem(s); not published" in p.stderr and "holdout.bitcoin.n" in p.stderr, p.stderr
+    assert {n: (dest / n).read_bytes() for n in PUBLISHED_FILES} == before
+    (bad / "technical_report.pdf").unlink()
+    with pytest.raises(ReportError, match="technical_report.pdf missing .print it: install chromium"):
+        publish_report(bad, dest)
 
 
 def test_pipeline_cli_rejects_bad_arguments(capsys):
@@ -300,9 +348,9 @@ def test_committed_report_matches_the_metrics_it_cites():
     "The committed report, checked in any clone: its numbers against the committed metrics of the runs it cites."
     from cryptopred.report.cite import SOURCES_FILE
     out = REPO_ROOT / "reports"
-    md = (out / "technical_report.md").read_text()
+    md, html = (out / "technical_report.md").read_text(), (out / "technical_report.html").read_text()
     sources = json.loads((out / SOURCES_FILE).read_text())
-    cited = set(re.findall(r'data-run="([^"]+)"', md))
+    cited = set(re.findall(r'data-run="([^"]+)"', html))
     assert len(cited) >= 8 and cited <= set(sources)
-    assert check_report(md, sources, base_dir=out) == []
-    assert md.count('class="metric"') > 500
+    assert check_report(md, sources, base_dir=out, cited=html, html_text=html) == []
+    assert html.count('class="metric"') > 500 and "<span" not in md

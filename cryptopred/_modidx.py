@@ -1491,6 +1491,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                       'cryptopred/studies/forecaster.py'),
                                                'cryptopred.studies.forecaster.score_coin_v2': ( 'studies.forecaster.html#score_coin_v2',
                                                                                                 'cryptopred/studies/forecaster.py'),
+                                               'cryptopred.studies.forecaster.v2_goal_sentence': ( 'studies.forecaster.html#v2_goal_sentence',
+                                                                                                   'cryptopred/studies/forecaster.py'),
                                                'cryptopred.studies.forecaster.v2_predictive': ( 'studies.forecaster.html#v2_predictive',
                                                                                                 'cryptopred/studies/forecaster.py'),
                                                'cryptopred.studies.forecaster.v2_report_lines': ( 'studies.forecaster.html#v2_report_lines',

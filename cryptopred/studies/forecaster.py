@@ -34,7 +34,7 @@ from cryptopred.forecast import (
 # %% auto #0
 __all__ = ['ALL_DAILY_COINS', 'V2_PROTOCOL', 'V2_BASELINES', 'V2_MODEL', 'V2_ABLATION', 'evaluate_real', 'headline_table',
            'goal_check', 'write_forecast_report', 'v2_predictive', 'score_coin_v2', 'v2_tables', 'holdout_log_count',
-           'log_holdout_scoring', 'v2_report_lines']
+           'log_holdout_scoring', 'v2_goal_sentence', 'v2_report_lines']
 
 # %% ../../nbs/12b_studies.forecaster.ipynb #1ab623fc
 ALL_DAILY_COINS = ("bitcoin", "ethereum", "solana", "binancecoin", "ripple", "cardano", "dogecoin", "litecoin",
@@ -222,6 +222,18 @@ def log_holdout_scoring(path: Path | str, protocol: str, what: str) -> int:
     with path.open("a") as fh: fh.write(json.dumps({"protocol": protocol, "time": pd.Timestamp.now(tz="UTC").isoformat(), "what": what}) + "\n")
     return holdout_log_count(path, protocol)
 
+def v2_goal_sentence(gran: str, t: dict) -> str:
+    "One line: the goals of protocol v2 met or missed, with the counts."
+    g = t["goal"]; is_rows = g[g["scored for the IS goal"]]
+    need = {h: int(np.ceil(0.8 * n)) for h, n in zip(g.horizon, g.coins, strict=True)}
+    is_ok = all(r["IS80 beats best baseline"] >= need[r.horizon] for _, r in is_rows.iterrows())
+    cov_ok = bool((g["cov80 in 0.77–0.83"] == g.coins).all())
+    parts = [f"{r.horizon}: {r['IS80 beats best baseline']}/{r.coins}" for _, r in is_rows.iterrows()]
+    cov = [f"{r.horizon}: {r['cov80 in 0.77–0.83']}/{r.coins} (range {r['cov80 min']:.3f}–{r['cov80 max']:.3f})" for _, r in g.iterrows()]
+    return (f"- **{gran.capitalize()}**: interval-score goal (beats the best baseline on ≥ 80% of coins) "
+            f"{'met' if is_ok else 'MISSED'} — coins beaten at horizon {', '.join(parts)}; coverage goal (80% band in "
+            f"0.77–0.83 on every coin) {'met' if cov_ok else 'MISSED'} — {', '.join(cov)}.")
+
 def v2_report_lines(scores: Mapping[str, pd.DataFrame], count: int) -> list[str]:
     "The protocol-v2 section of the forecast report: goals, per-coin headline, ablation, all scores."
     out = ["## Protocol v2: volatility-aware forecaster against strong baselines (proper scores)", "",
@@ -232,6 +244,7 @@ def v2_report_lines(scores: Mapping[str, pd.DataFrame], count: int) -> list[str]
            "lower is better. Models: **rw** constant volatility (180-day sd; today's forecaster's sigma), **ewma** "
            "RiskMetrics λ=0.94, **garch** GARCH(1,1)-t (arch), **volprophet** Prophet level of log |r| × reactive EWMA "
            "multiplier, split-conformal per horizon on pre-holdout data, median = last price.", ""]
+    out += [v2_goal_sentence(gran, v2_tables(sc)) for gran, sc in scores.items()] + [""]
     for gran, sc in scores.items():
         t = v2_tables(sc)
         out += [f"### {gran.capitalize()}: goals", "", _md_table(t["goal"]), "",

@@ -89,8 +89,8 @@ demo-drift: $(STAMP) ## the drift loop on simulated data: regime change -> drift
 evaluate-real: $(STAMP) ## classifier on every real daily coin -> reports/real_data_evaluation.md (ARGS="-p budget 4")
 	$(CLI) run evaluate_real $(ARGS)
 
-forecast-report: $(STAMP) ## tune + evaluate the Prophet forecaster on ../shared/data/real -> reports/forecast_evaluation.md
-	$(CLI) forecast report --tune --out reports/forecast_evaluation.md
+forecast-report: $(STAMP) ## score the forecaster (protocol v2: proper scores vs rw/EWMA/GARCH, counted holdout) on ../shared/data/real -> reports/forecast_evaluation.md
+	nice -n 10 $(CLI) forecast report --out reports/forecast_evaluation.md
 
 bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/benchmarks.md (ARGS="-k serve")
 	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)

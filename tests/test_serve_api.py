@@ -57,6 +57,10 @@ def test_predict_answers_from_the_champions(server, home):
     f = a["forecast"]
     assert f["timestamp"] == a["target_time"] and f["step"] == 1
     assert f["lower_95"] < f["lower_80"] < f["yhat"] < f["upper_80"] < f["upper_95"]
+    mv = a["move"]  # the size of the move, read off the forecaster's 80% band at target_time
+    assert abs(mv["low_80_pct"] - 100 * (f["lower_80"] / a["price"] - 1)) < 1e-6
+    assert abs(mv["high_80_pct"] - 100 * (f["upper_80"] / a["price"] - 1)) < 1e-6
+    assert 0 < mv["expected_abs_move_pct"] < max(-mv["low_80_pct"], mv["high_80_pct"]) * 1.5
     assert a["data_source"] == "simulated" and a["simulated"] is True and a["price"] > 0
     assert client.post(PREDICT, json={"coin": "ethereum", "horizon": 1}).json() == a
 

@@ -15,8 +15,9 @@ from ..common import CryptopredError
 
 # %% auto #0
 __all__ = ['TRAIN_HINT', 'INGEST_HINT', 'MAX_FORECAST_DAYS', 'MAX_HORIZON', 'ServeError', 'UnknownCoin', 'BadRequest', 'NotReady',
-           'PredictRequest', 'ForecastQuery', 'ForecastPoint', 'ModelVersions', 'PredictResponse', 'ForecastResponse',
-           'CoinStatus', 'CoinsResponse', 'ModelInfo', 'ModelsResponse', 'Health', 'Readiness', 'ErrorBody']
+           'PredictRequest', 'ForecastQuery', 'ForecastPoint', 'MoveSize', 'ModelVersions', 'PredictResponse',
+           'ForecastResponse', 'CoinStatus', 'CoinsResponse', 'ModelInfo', 'ModelsResponse', 'Health', 'Readiness',
+           'ErrorBody']
 
 # %% ../../nbs/14a_serve.schemas.ipynb #700cd2dd
 TRAIN_HINT = "run `make train`"
@@ -68,6 +69,12 @@ class ForecastPoint(BaseModel):
     lower_95: float
     upper_95: float
 
+class MoveSize(BaseModel):
+    "How big the move to target_time will be, from the forecaster's predictive distribution (percent of the price)."
+    expected_abs_move_pct: float = Field(description="expected absolute return to target_time, %")
+    low_80_pct: float = Field(description="10% quantile of the return to target_time, %")
+    high_80_pct: float = Field(description="90% quantile of the return to target_time, %")
+
 class ModelVersions(BaseModel):
     classifier: str
     forecaster: str
@@ -82,6 +89,7 @@ class PredictResponse(BaseModel):
     direction: Literal["up", "down"]
     price: float = Field(description="price at as_of")
     forecast: ForecastPoint | None = Field(description="Prophet's forecast for target_time with its 80%/95% intervals")
+    move: MoveSize | None = Field(None, description="size of the move to target_time (expected |return|, 80% range)")
     models: ModelVersions
     data_source: str = Field(description="store label of the data: 'simulated' means SIMULATED DATA")
     simulated: bool

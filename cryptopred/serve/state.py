@@ -24,6 +24,7 @@ from ..common import CryptopredError, granularity_step, grid_of, numbers, to_utc
 from ..config import Settings, load_settings
 from ..data.store import Store
 from ..features import BTC_COIN, build_features
+from ..forecast import ForecastError, move_from_band
 from ..monitor.core import MonitorError
 from ..monitor.health import DURATION_METRIC, REQUESTS_METRIC
 from ..monitor.predictions import PredictionLog
@@ -39,6 +40,7 @@ from cryptopred.serve.schemas import (
     ModelInfo,
     ModelsResponse,
     ModelVersions,
+    MoveSize,
     NotReady,
     PredictResponse,
     Readiness,
@@ -395,9 +397,14 @@ def _point(row) -> ForecastPoint:
 def _with_body(snap: Snapshot) -> Snapshot:
     "The snapshot with its serialized `POST /api/v1/predict` answer."
     at = snap.path[snap.path["timestamp"] == pd.Timestamp(snap.target_time)]
+    move = None
+    if len(at):
+        row = at.iloc[0]
+        try: move = MoveSize(**move_from_band(snap.price, row.yhat, row.lower_80, row.upper_80))
+        except ForecastError: move = None   # a degenerate band: no size rather than a wrong one
     body = PredictResponse(coin=snap.coin, granularity=snap.granularity, as_of=snap.as_of, horizon=snap.horizon,
                            target_time=snap.target_time, prob_up=snap.prob_up, direction=snap.direction,
-                           price=snap.price, forecast=_point(next(at.itertuples())) if len(at) else None,
+                           price=snap.price, forecast=_point(next(at.itertuples())) if len(at) else None, move=move,
                            models=ModelVersions(classifier=snap.classifier.version, forecaster=snap.forecaster.version),
                            data_source=snap.source, simulated=snap.simulated)
     return replace(snap, predict_body=body.model_dump_json().encode())

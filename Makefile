@@ -28,7 +28,7 @@ TRAIN_BUDGET ?= 2
 .PHONY: help venv clean-venv \
         run pipeline serve report publish \
         ingest store-info profile train monitor schedule demo-drift evaluate-real forecast-report \
-        test nbtest pytest lint lock export readme screenshot diagram bench
+        lab test nbtest pytest lint lock export readme screenshot diagram bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,6 +46,11 @@ venv: $(STAMP) ## create .venv and install the project (automatic for every targ
 
 clean-venv: ## remove the virtual environment
 	rm -rf $(VENV)
+
+##@ Exploring
+lab: $(STAMP) ## register the cryptopred kernel in .venv (not your user dir) and open JupyterLab on nbs/ (ARGS="--no-browser --port 8889")
+	$(BIN)/python -m ipykernel install --sys-prefix --name cryptopred --display-name "cryptopred (.venv)"
+	$(BIN)/jupyter lab --notebook-dir=nbs $(ARGS)
 
 ##@ The pipeline
 run: $(STAMP) ## everything: ingest, profile, train, monitor, report, then serve the app and keep it current (scheduler in the same process; Ctrl-C stops both)

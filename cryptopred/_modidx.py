@@ -154,6 +154,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'cryptopred.common.redact': ('common.html#redact', 'cryptopred/common.py'),
                                    'cryptopred.common.repo_path': ('common.html#repo_path', 'cryptopred/common.py'),
                                    'cryptopred.common.save_figure': ('common.html#save_figure', 'cryptopred/common.py'),
+                                   'cryptopred.common.silence_prophet': ('common.html#silence_prophet', 'cryptopred/common.py'),
                                    'cryptopred.common.stamp': ('common.html#stamp', 'cryptopred/common.py'),
                                    'cryptopred.common.to_jsonable': ('common.html#to_jsonable', 'cryptopred/common.py'),
                                    'cryptopred.common.to_utc': ('common.html#to_utc', 'cryptopred/common.py'),

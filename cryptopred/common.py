@@ -24,11 +24,12 @@ try: import fcntl
 except ImportError: fcntl = None  # Windows: one writer process per file
 
 # %% auto #0
-__all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'GRIDS', 'GRANULARITIES', 'CONTRACTS', 'NAME', 'COIN_ID', 'CryptopredError', 'ConfigError',
-           'in_checkout', 'repo_path', 'Grid', 'grid_of', 'granularity_step', 'utcnow', 'to_utc', 'iso', 'stamp',
-           'fsync_dir', 'atomic_path', 'atomic_write', 'is_temporary', 'to_jsonable', 'write_json', 'append_lines',
-           'append_jsonl', 'read_jsonl', 'MetricsContractError', 'flat_keys', 'MetricsContract', 'metrics_contract',
-           'md_table', 'save_figure', 'redact', 'check_name', 'numbers', 'coin_list']
+__all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'GRIDS', 'GRANULARITIES', 'CONTRACTS', 'NAME', 'COIN_ID', 'PROPHET_LOGGERS',
+           'CryptopredError', 'ConfigError', 'in_checkout', 'repo_path', 'Grid', 'grid_of', 'granularity_step',
+           'utcnow', 'to_utc', 'iso', 'stamp', 'fsync_dir', 'atomic_path', 'atomic_write', 'is_temporary',
+           'to_jsonable', 'write_json', 'append_lines', 'append_jsonl', 'read_jsonl', 'MetricsContractError',
+           'flat_keys', 'MetricsContract', 'metrics_contract', 'md_table', 'save_figure', 'redact', 'check_name',
+           'numbers', 'coin_list', 'silence_prophet']
 
 # %% ../nbs/00_common.ipynb #20b5a618
 class CryptopredError(Exception):
@@ -303,3 +304,11 @@ def coin_list(
     bad = [c for c in out if not isinstance(c, str) or not COIN_ID.fullmatch(c)]
     if bad: raise ConfigError(f"coin ids are lower-case CoinGecko ids such as bitcoin, got {', '.join(map(repr, bad))}")
     return list(dict.fromkeys(out))
+
+# %% ../nbs/00_common.ipynb #fa47f0b9
+PROPHET_LOGGERS = ("cmdstanpy", "prophet", "prophet.plot", "prophet.models", "prophet.forecaster")
+
+def silence_prophet() -> None:
+    "Turn off the loggers of Prophet and cmdstanpy (call before importing prophet)."
+    import logging
+    for name in PROPHET_LOGGERS: logging.getLogger(name).disabled = True

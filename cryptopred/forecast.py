@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from .common import CryptopredError, granularity_step, grid_of, to_utc
+from .common import CryptopredError, granularity_step, grid_of, silence_prophet, to_utc
 
 # %% auto #0
 __all__ = ['Z80', 'Z95', 'BASELINE_DAYS', 'DEFAULT_PARAMS', 'ARTIFACT_KIND', 'EVAL_DEFAULTS', 'MODELS', 'BANDS', 'SEARCH_SPACES',
@@ -142,8 +142,7 @@ def random_walk_drift(
 # %% ../nbs/07_forecast.ipynb #0b13c182
 def quiet_prophet():
     "Import and return the `Prophet` class with cmdstanpy's and Prophet's loggers (and its pandas warnings) silenced."
-    for name in ("cmdstanpy", "prophet", "prophet.plot", "prophet.models", "prophet.forecaster"):
-        logging.getLogger(name).disabled = True
+    silence_prophet()
     warnings.filterwarnings("ignore", module=r"prophet(\.|$)")   # pandas deprecations inside Prophet's own code
     from prophet import Prophet
     return Prophet

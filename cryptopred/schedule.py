@@ -309,6 +309,7 @@ class Scheduler:
         self._aps = None
         self._started_at: str | None = None
         self._stopped = threading.Event()
+        self._stopping = threading.Event()  # set first thing in `shutdown`: a job ending now must not query APScheduler
 
     def __repr__(self) -> str: return f"Scheduler({', '.join(f'{n}={j.cron!r}' for n, j in self.jobs.items())})"
 
@@ -379,6 +380,9 @@ class Scheduler:
     def _write_status(self, last: JobOutcome | None = None, stopped: bool = False) -> None:
         "Tell the app (and a person) what this scheduler runs next: `runs/scheduler.json` (only while it is scheduling)."
         if self._aps is None: return
+        # while shutting down, APScheduler holds its job-store lock until the jobs end: a job asking it for the next
+        # fire times here would wait for itself. `shutdown` writes the final status once APScheduler has stopped.
+        if self._stopping.is_set() and not stopped: return
         p = scheduler_status_path(self.settings)
         try: old = json.loads(p.read_text()) if p.is_file() else {}
         except ValueError: old = {}
@@ -443,6 +447,7 @@ class Scheduler:
                  kill: bool = False,  # stop the running run-books now (recorded as interrupted) instead of waiting
                 ) -> None:
         "Stop scheduling; running jobs finish, or with `kill` their run-books are stopped and the jobs end."
+        self._stopping.set()
         if self._aps is not None and self._aps.running:
             if kill: kill_runs(stop=True)
             self._aps.shutdown(wait=wait)

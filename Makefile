@@ -28,7 +28,7 @@ TRAIN_BUDGET ?= 2
 .PHONY: help venv clean-venv \
         run pipeline serve report publish \
         ingest store-info profile train monitor schedule demo-drift evaluate-real forecast-report \
-        test nbtest pytest lint lock export readme screenshot diagram bench
+        lab test nbtest pytest lint lock export readme screenshot diagram bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,6 +96,10 @@ bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/
 	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)
 
 ##@ Development
+lab: $(STAMP) ## JupyterLab on nbs/ with the kernel `cryptopred (.venv)` (installed into .venv itself; ARGS="--no-browser --port 8899")
+	$(BIN)/python -m ipykernel install --sys-prefix --name cryptopred --display-name "cryptopred (.venv)"
+	$(BIN)/jupyter lab --notebook-dir=nbs $(ARGS)
+
 test: $(STAMP) layers nbtest pytest ## the layer contracts, notebook tests and pytest
 
 NETGUARD_LOG := $(CURDIR)/.netguard.log

@@ -47,6 +47,11 @@ venv: $(STAMP) ## create .venv and install the project (automatic for every targ
 clean-venv: ## remove the virtual environment
 	rm -rf $(VENV)
 
+##@ Exploring
+lab: $(STAMP) ## register the cryptopred kernel in .venv (not your user dir) and open JupyterLab on nbs/ (ARGS="--no-browser --port 8889")
+	$(BIN)/python -m ipykernel install --sys-prefix --name cryptopred --display-name "cryptopred (.venv)"
+	$(BIN)/jupyter lab --notebook-dir=nbs $(ARGS)
+
 ##@ The pipeline
 run: $(STAMP) ## everything: ingest, profile, train, monitor, report, then serve the app and keep it current (scheduler in the same process; Ctrl-C stops both)
 	$(CLI) pipeline --budget $(TRAIN_BUDGET) --serve $(ARGS)
@@ -96,10 +101,6 @@ bench: $(STAMP) ## run every tests/benchmarks/bench_*.py, then assemble reports/
 	$(BIN)/python tests/benchmarks/run_all.py $(ARGS)
 
 ##@ Development
-lab: $(STAMP) ## JupyterLab on nbs/ with the kernel `cryptopred (.venv)` (installed into .venv itself; ARGS="--no-browser --port 8899")
-	$(BIN)/python -m ipykernel install --sys-prefix --name cryptopred --display-name "cryptopred (.venv)"
-	$(BIN)/jupyter lab --notebook-dir=nbs $(ARGS)
-
 test: $(STAMP) layers nbtest pytest ## the layer contracts, notebook tests and pytest
 
 NETGUARD_LOG := $(CURDIR)/.netguard.log

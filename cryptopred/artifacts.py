@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from .common import REPO_ROOT, CryptopredError
+from .forecast import quiet_prophet
 
 # %% auto #0
 __all__ = ['MANIFEST', 'METADATA', 'TRUSTED_SKOPS_TYPES', 'TRUSTED_CLASSES', 'KINDS', 'RegistryError', 'ModelNotFound',
@@ -248,6 +249,7 @@ _PROPHET = "prophet.forecaster:Prophet"
 def _forecaster_serialize(model: Any, write: Callable[[str, bytes], None], trust: Trust) -> dict:
     cls = class_path(model)
     if cls == _PROPHET:
+        quiet_prophet()
         from prophet.serialize import model_to_json
         write("prophet.json", model_to_json(model).encode())
         return {"format": "prophet-json", "class": cls}
@@ -262,6 +264,7 @@ def _forecaster_serialize(model: Any, write: Callable[[str, bytes], None], trust
 
 def _forecaster_deserialize(files: Mapping[str, bytes], fmt: Mapping, trust: Trust) -> Any:
     if fmt.get("format") == "prophet-json":
+        quiet_prophet()
         from prophet.serialize import model_from_json
         return model_from_json(files["prophet.json"].decode())
     if fmt.get("format") != "json": raise ModelFormatError(f"unknown forecaster format {fmt.get('format')!r}")

@@ -327,6 +327,7 @@ class ProphetForecaster:
 
     def to_json(self) -> str:
         "The fitted forecaster as a JSON string (Prophet's JSON + parameters + anchor)."
+        quiet_prophet()
         from prophet.serialize import model_to_json
         self._check_fitted()
         return json.dumps({"kind": ARTIFACT_KIND, "version": 1, "granularity": self.granularity,
@@ -337,6 +338,7 @@ class ProphetForecaster:
     @classmethod
     def from_json(cls, s: str) -> ProphetForecaster:
         "A forecaster from `to_json`'s string."
+        quiet_prophet()
         from prophet.serialize import model_from_json
         try:
             d = json.loads(s)

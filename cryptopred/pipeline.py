@@ -5,7 +5,10 @@
 # %% ../nbs/16_pipeline.ipynb #0b87ade8
 from __future__ import annotations
 
+import re
+import threading
 import time
+from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +18,7 @@ from .config import Settings, load_settings
 from .runs import JobBusy, RunRecord, job_lock, run_step
 
 # %% auto #0
-__all__ = ['PIPELINE_STEPS', 'PipelineResult', 'run_pipeline']
+__all__ = ['PIPELINE_STEPS', 'HEARTBEAT_S', 'PipelineResult', 'data_source_line', 'run_pipeline']
 
 # %% ../nbs/16_pipeline.ipynb #62382abf
 PIPELINE_STEPS = ("ingest", "profile", "train_forecaster", "train_classifier", "monitor", "report")
@@ -32,6 +35,41 @@ class PipelineResult:
     def failed(self) -> RunRecord | None: return next((r for r in self.records if not r.ok), None)
     def timings(self) -> dict[str, float]: return {r.step: r.duration_s for r in self.records}
 
+HEARTBEAT_S = 10.0  # a long step says how far it is at least this often
+
+def data_source_line(metrics: dict) -> str:
+    "The ingest's data source in one line; loud when the market is simulated (and why, when the ingest said)."
+    src = metrics.get("source", "?")
+    if not metrics.get("simulated"): return f"data source: {src}"
+    why = next((n for n in metrics.get("notes") or [] if "SIMULATED" in n.upper()), "")
+    return ("*" * 78 + "\n*** SIMULATED DATA: the market data is simulated, not real prices."
+            + (f"\n*** {why}" if why else "") + "\n*** Everything this pipeline trains, serves and reports is a demonstration.\n" + "*" * 78)
+
+def _last_line(settings: Settings, step: str, since: float) -> str:
+    "The last non-empty line the step's running run-book logged (its newest run folder's log.txt), shortened."
+    runs = [d for d in settings.runs_dir.glob(f"*_{step}") if d.stat().st_mtime >= since - 1] if settings.runs_dir.is_dir() else []
+    if not runs: return ""
+    log = max(runs, key=lambda d: d.name) / "log.txt"
+    try: lines = [x.strip() for x in log.read_text(errors="replace").splitlines()[-20:] if x.strip()]
+    except OSError: return ""
+    last = re.sub(r"^(Executing|Ending) Cell (\d+)-*$", lambda m: f"cell {m.group(2)}" + (" done" if m.group(1) == "Ending" else ""),
+                  lines[-1]) if lines else ""
+    return last if len(last) <= 100 else last[:97] + "…"
+
+@contextmanager
+def _heartbeat(step: str, settings: Settings, echo: Callable[[str], Any] | None, every: float = HEARTBEAT_S):
+    "While the block runs, say every `every` seconds that `step` is still running, with its last logged line."
+    if echo is None: yield; return
+    done, t0, wall = threading.Event(), time.perf_counter(), time.time()
+    def beat():
+        while not done.wait(every):
+            last = _last_line(settings, step, wall)
+            echo(f"  {step}: running {time.perf_counter() - t0:.0f} s" + (f" · {last}" if last else ""))
+    th = threading.Thread(target=beat, daemon=True, name=f"heartbeat-{step}")
+    th.start()
+    try: yield
+    finally: done.set(); th.join(2)
+
 def run_pipeline(
     settings: Settings | None = None,  # whose home the runs go to
     budget: int | None = None,  # search budget of the training steps (None: CRYPTOPRED_SEARCH_BUDGET)
@@ -44,6 +82,8 @@ def run_pipeline(
     if (unknown := sorted(set(params) - set(steps))):
         raise CryptopredError(f"parameters for steps {unknown} that the pipeline does not run ({', '.join(steps)})")
     t0, recs = time.perf_counter(), []
+    if echo: echo(f"pipeline: {', '.join(steps)} for {len(settings.coins)} coins ({', '.join(settings.coins[:8])}"
+                  f"{', …' if len(settings.coins) > 8 else ''}), {settings.granularity}, source {settings.source}, home {settings.home}")
     lock = job_lock(settings, "pipeline")
     try: lock.__enter__()
     except JobBusy as e:  # a scheduler's job is running on this home: the pipeline is a job too, it waits its turn
@@ -53,9 +93,10 @@ def run_pipeline(
         for step in steps:
             p = dict(params.get(step) or {})
             if budget is not None and step.startswith("train_"): p.setdefault("search_budget", budget)
-            rec = run_step(step, p, settings=settings)
+            with _heartbeat(step, settings, echo): rec = run_step(step, p, settings=settings)
             recs.append(rec)
             if echo: echo(f"{step}: {rec.status} in {rec.duration_s:.1f} s -> {rec.path}" + (f"\n  error: {rec.error}" if rec.error else ""))
+            if echo and step == "ingest" and rec.metrics: echo(data_source_line(rec.metrics))
             if not rec.ok: break
     finally: lock.__exit__(None, None, None)
     return PipelineResult(recs, time.perf_counter() - t0)

@@ -267,6 +267,7 @@ class ModelRegistry:
                 holdout: str | None = None,  # what the holdout was (window, data hash), for the audit log
                 force: bool = False,  # operator override: promote regardless of scores (needs `reason`)
                 reason: str | None = None,  # why, recorded in the audit log
+                by: str | None = None,  # who forces it (default: the operating system user; e.g. `the training rule`)
                ) -> PromotionDecision:
         "Make `version` the champion if it beats the current one by the promotion rule (or there is none, or `force`)."
         margin = self.settings.promotion_margin if margin is None else float(margin)
@@ -275,7 +276,7 @@ class ModelRegistry:
             version = self.resolve(kind, coin, granularity, version)
             if version == st["champion"]: raise PromotionError(f"{model_label(kind, coin, granularity, version)} is already the champion")
             d = _decide(version, st["champion"], metric, challenger_score, champion_score, higher_is_better, margin,
-                        holdout, force, reason)
+                        holdout, force, reason, by)
             if d.promoted:
                 self.load(kind, coin, granularity, version)
                 if st["champion"]: st["champion_history"] = [*st["champion_history"], st["champion"]]
@@ -449,12 +450,12 @@ class PromotionDecision:
 
 # %% ../nbs/10_registry.ipynb #510fd874
 def _decide(version: str, champion: str | None, metric, challenger_score, champion_score,
-            higher_is_better, margin, holdout, force, reason) -> PromotionDecision:
+            higher_is_better, margin, holdout, force, reason, by=None) -> PromotionDecision:
     d = PromotionDecision(False, version, champion, "", metric, challenger_score, champion_score, None, margin,
                           holdout, force, reason)
     if force:
         if not (reason or "").strip(): raise PromotionError("a forced promotion needs a reason")
-        d.promoted, d.explanation = True, f"forced by {_user()}: {reason}"
+        d.promoted, d.explanation = True, f"forced by {by or _user()}: {reason}"
     elif champion is None:
         d.promoted, d.explanation = True, "no champion yet: the challenger is promoted"
     else:

@@ -212,7 +212,7 @@ def _execute(step, src, parameters, settings, timeout, check, env) -> RunRecord:
     (run_dir / "parameters.yaml").write_text(yaml.safe_dump(to_jsonable(parameters), sort_keys=True))
     out_nb = run_dir / f"{step}.ipynb"
     cmd = [sys.executable, "-m", "papermill", str(src), str(out_nb), "-f", str(run_dir / "parameters.yaml"),
-           "--cwd", str(run_dir), "--no-progress-bar", "-k", "python3"]
+           "--cwd", str(run_dir), "--no-progress-bar", "--log-output", "-k", "python3"]  # cell output -> log.txt, live
     child_env = {**os.environ, "CRYPTOPRED_HOME": str(settings.home), "CRYPTOPRED_RUN_DIR": str(run_dir),
                  "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore", **env}
     t0 = time.perf_counter()

@@ -45,7 +45,7 @@ def test_every_route_needs_the_token(locked):
     found = routes(app)
     paths = {p for p, _ in found}
     # the router really holds the UI's and Gradio's routes, not only ours
-    assert {"/api/v1/predict", "/metrics", "/openapi.json", "/login"} <= paths
+    assert {"/api/v1/predict", "/metrics", "/openapi.json", "/signin"} <= paths
     assert any(p.startswith("/gradio_api/") for p in paths) and any(p.endswith("/config") for p in paths), sorted(paths)
     bearer = {"Authorization": f"Bearer {TOKEN}"}
     without, with_token = {}, {}
@@ -77,9 +77,9 @@ def test_a_person_signs_in_with_the_token_and_the_cookie_opens_the_ui(locked):
     url, _ = locked
     with httpx.Client(base_url=url, timeout=30) as c:
         page = c.get("/", headers={"accept": "text/html"})
-        assert page.status_code == 401 and 'action="/login"' in page.text
-        assert c.post("/login", data={"token": "guess"}).status_code == 401
-        signed = c.post("/login", data={"token": TOKEN}, follow_redirects=False)
+        assert page.status_code == 401 and 'action="/signin"' in page.text
+        assert c.post("/signin", data={"token": "guess"}).status_code == 401
+        signed = c.post("/signin", data={"token": TOKEN}, follow_redirects=False)
         assert signed.status_code == 303 and TOKEN not in signed.headers["set-cookie"]
         assert c.cookies.get("cryptopred_session") == session_value(TOKEN)
         assert c.get("/", headers={"accept": "text/html"}).status_code == 200  # the Gradio page itself

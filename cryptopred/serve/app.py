@@ -70,7 +70,7 @@ def _header(scope, name: bytes) -> bytes | None:
     return None
 
 # %% ../../nbs/14d_serve.app.ipynb #cd926df9
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/login"})  # reachable without the token: probes and the sign-in page
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/signin"})  # reachable without the token: probes and the sign-in page
 # refused always, token or not: the app takes no files, and Gradio's own analytics dashboard is off (see /metrics)
 REFUSED_PATHS = {"/gradio_api/upload": "uploads are disabled: this app takes no files",
                  "/upload": "uploads are disabled: this app takes no files",
@@ -97,7 +97,7 @@ def _login_page(message: str = "", status: int = 401) -> Response:
             f'initial-scale=1"><title>cryptopred: sign in</title><style>body{{font-family:system-ui,sans-serif;max-width:26rem;'
             f'margin:12vh auto;padding:0 1rem}}input,button{{font-size:1rem;padding:.5rem;width:100%;box-sizing:border-box;'
             f'margin:.3rem 0}}.err{{color:#b00020}}</style></head><body><h1>cryptopred</h1><p>This server needs its access '
-            f'token (<code>CRYPTOPRED_API_TOKEN</code>).</p>{note}<form method="post" action="/login">'
+            f'token (<code>CRYPTOPRED_API_TOKEN</code>).</p>{note}<form method="post" action="/signin">'
             f'<label for="token">Access token</label><input id="token" name="token" type="password" autocomplete="current-password" '
             f'required autofocus><button type="submit">Sign in</button></form></body></html>')
     return Response(body, status, media_type="text/html", headers={"cache-control": "no-store"})
@@ -277,11 +277,11 @@ def _login_routes(app: FastAPI, state: ServingState) -> None:
     "The sign-in page of a server with an access token: the token in, the session cookie out."
     token = state.settings.api_token.get_secret_value() if state.settings.api_token else None
 
-    @app.get("/login", include_in_schema=False)
+    @app.get("/signin", include_in_schema=False)
     def login_form():
         return _login_page(status=200) if token else Response(status_code=303, headers={"location": "/"})
 
-    @app.post("/login", include_in_schema=False)
+    @app.post("/signin", include_in_schema=False)
     async def login(request: Request):
         if not token: return Response(status_code=303, headers={"location": "/"})
         given = (parse_qs((await request.body()).decode("utf-8", "replace")).get("token") or [""])[0]
@@ -293,7 +293,7 @@ def _login_routes(app: FastAPI, state: ServingState) -> None:
 def protections(settings: Settings) -> list[str]:
     "What guards this server, in words (logged at startup; never the secrets)."
     s = settings
-    out = ["access token: " + ("required on every route but /healthz, /readyz and /login (web UI: sign in at /login)"
+    out = ["access token: " + ("required on every route but /healthz, /readyz and /signin (web UI: sign in at /signin)"
                                if s.api_token else "off (anyone who can reach the port can use the API and the UI)")]
     out.append("web UI login: " + (f"on (user {s.ui_username})" if s.ui_username and s.ui_password else "off"))
     out += ["uploads: refused (the app takes no files)", f"request bodies: at most {s.max_body_bytes:,} bytes on the API",

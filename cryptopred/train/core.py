@@ -123,10 +123,10 @@ def promote_challenger(
         return Promotion(promoted=False, rule="champion changed", explanation=f"the champion became {current} while this "
                          f"run scored {champion.version if champion else 'none'}: not promoted; the next run compares again", **base)
     elif champion.mode == "unscorable":
-        rule, d = "unscorable champion", registry.promote(*key, force=True, reason=f"champion {current} cannot be scored "
+        rule, d = "unscorable champion", registry.promote(*key, force=True, by="the training rule", reason=f"champion {current} cannot be scored "
                                                           f"on this holdout: {champion.note}", **kw)
     elif champion.mode == "recipe" and (champion.same_recipe or math.isclose(challenger_score, champion.score, rel_tol=1e-12)):
-        rule, d = "refresh", registry.promote(*key, force=True, champion_score=champion.score, reason=f"refresh: same "
+        rule, d = "refresh", registry.promote(*key, force=True, by="the training rule", champion_score=champion.score, reason=f"refresh: same "
                                               f"recipe as champion {current} ({metric} {champion.score:.6g} on the same "
                                               "holdout), refitted on newer data", **kw)
     else: rule, d = "compared", registry.promote(*key, champion_score=champion.score, **kw)

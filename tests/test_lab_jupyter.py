@@ -43,7 +43,7 @@ async def _execute(ws_url, token, code):
         "parent_header": {}, "metadata": {}, "channel": "shell",
         "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
                     "allow_stdin": False, "stop_on_error": True}}))
-    streams = []
+    streams, reply, idle = [], None, False
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         raw = await conn.read_message()
@@ -54,11 +54,14 @@ async def _execute(ws_url, token, code):
             continue
         if msg["msg_type"] == "stream":
             streams.append(msg["content"]["text"])
-        if msg["channel"] == "shell" and msg["msg_type"] == "execute_reply":
+        if msg["channel"] == "shell" and msg["msg_type"] == "execute_reply": reply = msg["content"]
+        if msg["channel"] == "iopub" and msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            idle = True  # the kernel's outputs all precede its idle status (the reply may come before or after)
+        if reply is not None and idle:
             conn.close()
-            return msg["content"], "".join(streams)
+            return reply, "".join(streams)
     conn.close()
-    raise AssertionError("no execute_reply from the kernel")
+    raise AssertionError(f"no execute_reply and idle status from the kernel (reply {reply}, idle {idle})")
 
 
 def test_make_lab_serves_the_cryptopred_kernel(tmp_path):

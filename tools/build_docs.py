@@ -22,12 +22,11 @@ from pathlib import Path
 
 import nbformat
 from nbconvert import HTMLExporter
-from nbdev.showdoc import show_doc
+from nbdev.showdoc import BasicMarkdownRenderer, show_doc
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS = ROOT / "nbs"
 DIRECTIVE = re.compile(r"^\s*#\|\s*(\S+)(.*)$")
-SOURCE_LINK = re.compile(r"^\[source\]\(.*$", re.M)  # nbdev's link to GitHub (needs doc_host; Quarto attributes)
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45;color:#222}
 pre,code{font-family:ui-monospace,monospace;font-size:.9em}pre{background:#f6f8fa;padding:.6rem;overflow-x:auto}
@@ -83,6 +82,11 @@ def _resolve(module, qualname: str):
     return obj
 
 
+class _Renderer(BasicMarkdownRenderer):
+    "show_doc's Markdown without the link to the source on GitHub (no doc_host here; it also re-reads the config per name)."
+    def _repr_markdown_(self): return f"### {self.nm}\n\n" + super(BasicMarkdownRenderer, self)._repr_markdown_()
+
+
 def _plain_doc(obj, qualname: str) -> str:
     "Signature and docstring without docments (for what fastcore's docments cannot read, e.g. array defaults)."
     name = qualname.split(".")[-1]
@@ -100,9 +104,8 @@ def doc_markdown(module, qualname: str) -> str:
         obj = _resolve(module, qualname)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            md = show_doc(obj, name=qualname)._repr_markdown_()
+            md = show_doc(obj, renderer=_Renderer, name=qualname)._repr_markdown_()
         if any("docments unavailable" in str(w.message) for w in caught): md = _plain_doc(obj, qualname)
-        md = re.sub(r"^---\s*", "", SOURCE_LINK.sub("", md).strip())
     except Exception:  # show_doc evaluates annotations (a lazily imported library's types): plain signature instead
         md = _plain_doc(_resolve(module, qualname), qualname)
     # the docstring is one italic line: a `*` inside it (reports/*.json) must not end the italics

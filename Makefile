@@ -28,7 +28,7 @@ TRAIN_BUDGET ?= 2
 .PHONY: help venv clean-venv \
         run pipeline serve report publish \
         ingest store-info profile train monitor schedule demo-drift evaluate-real forecast-report \
-        lab test nbtest pytest lint lock export readme screenshot diagram bench
+        lab docs test nbtest pytest lint lock export readme screenshot diagram bench
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^##@/ {printf "\n%s\n", substr($$0, 5)} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,9 @@ clean-venv: ## remove the virtual environment
 lab: $(STAMP) ## register the cryptopred kernel in .venv (not your user dir) and open JupyterLab on nbs/ (ARGS="--no-browser --port 8889")
 	$(BIN)/python -m ipykernel install --sys-prefix --name cryptopred --display-name "cryptopred (.venv)"
 	$(BIN)/jupyter lab --notebook-dir=nbs $(ARGS)
+
+docs: $(STAMP) ## the library notebooks as a local HTML site in _docs/ (no Quarto): open _docs/index.html
+	$(BIN)/python tools/build_docs.py $(ARGS)
 
 ##@ The pipeline
 run: $(STAMP) ## everything: ingest, profile, train, monitor, report, then serve the app and keep it current (scheduler in the same process; Ctrl-C stops both)

@@ -487,6 +487,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'cryptopred.evaluate._max_drawdown': ('evaluate.html#_max_drawdown', 'cryptopred/evaluate.py'),
                                      'cryptopred.evaluate._metric_rows': ('evaluate.html#_metric_rows', 'cryptopred/evaluate.py'),
                                      'cryptopred.evaluate._n_rows': ('evaluate.html#_n_rows', 'cryptopred/evaluate.py'),
+                                     'cryptopred.evaluate._score_prob': ('evaluate.html#_score_prob', 'cryptopred/evaluate.py'),
                                      'cryptopred.evaluate._sharpe': ('evaluate.html#_sharpe', 'cryptopred/evaluate.py'),
                                      'cryptopred.evaluate.accuracy_test': ('evaluate.html#accuracy_test', 'cryptopred/evaluate.py'),
                                      'cryptopred.evaluate.assess_holdout': ('evaluate.html#assess_holdout', 'cryptopred/evaluate.py'),

@@ -319,7 +319,10 @@ def real_data_markdown(
            if sm["leakage_alarms"] else f"none exceeds {alarm:.0%}, the level at which leakage would be suspected."), "",
         "## Per coin", "", evaluation_markdown(S, alarm), "",
         "Intervals are 95% circular block-bootstrap intervals; the p-value is the paired block-bootstrap test of the "
-        "model's accuracy against the best of majority class, always-up and momentum (chosen after the fact).", "",
+        "model's accuracy against the best of majority class, always-up, momentum and the reversal rule (chosen after the "
+        "fact); p (Holm) corrects it for testing every coin in the table. The reversal rule ranks the days by −r(t), "
+        "today's return negated (no fitting). Brier skill is shown against the training up-rate of the coin itself, "
+        "against a constant 0.5, and against the up-rate of all pooled training rows.", "",
         "## Protocol", "",
         f"- {'Pooled: every coin trained on all coins’ rows up to its training cut' if p['pooled'] else 'One model per coin'}; "
         f"families {', '.join(p['families'])} and their soft-vote ensemble; selection rule `{p['selection']}`; "

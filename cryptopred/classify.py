@@ -32,6 +32,7 @@ from cryptopred.evaluate import (
     WalkForwardCV,
     assess_holdout,
     check_splits,
+    direction_metrics,
     holdout_split,
     plot_calibration,
     plot_confusion,
@@ -275,6 +276,7 @@ class ClassifierEvaluation:
     y: pd.Series = field(repr=False)  # holdout target
     assessment: HoldoutAssessment = field(repr=False)  # metrics, baselines, test, calibration, backtest
     runtime_s: float = 0.0  # wall time of the whole protocol
+    pooled_up_rate: pd.Series | None = field(default=None, repr=False)  # up-rate of every training row (all pooled series) per holdout row
     features: list = field(default_factory=list)  # feature columns the model used
     pool: dict = field(default_factory=dict)  # pooled series -> their usable labelled rows (empty: not pooled)
     selection_rule: str = "prefer_ensemble"  # how the candidate was chosen
@@ -297,7 +299,14 @@ class ClassifierEvaluation:
                 "refits": len(self.folds), "inner_loss": float(self.selection.loc[self.family, "loss"]),
                 "inner_loss_climatology": float(self.selection.loc["climatology", "loss"]),
                 "selection_rule": self.selection_rule, "pool": sorted(self.pool), "features": list(self.features),
-                **self.assessment.summary(), "runtime_s": self.runtime_s}
+                **self.assessment.summary(), **self.brier_skills(), "runtime_s": self.runtime_s}
+
+    def brier_skills(self) -> dict[str, float]:
+        "Brier skill on the holdout against a constant 0.5 and against the (pooled) training up-rate."
+        y, p = self.y.to_numpy(), self.prob.to_numpy()
+        pooled = self.pooled_up_rate.to_numpy() if self.pooled_up_rate is not None else np.nan
+        return {"brier_skill_half": direction_metrics(y, p, climatology=0.5)["brier_skill"],
+                "brier_skill_pooled": float("nan") if np.isnan(pooled).any() else direction_metrics(y, p, climatology=pooled)["brier_skill"]}
 
     def figures(self) -> dict[str, Figure]:
         "ROC (with momentum), calibration, confusion matrix and backtest equity figures for the run-books."
@@ -430,13 +439,13 @@ def evaluate_classifier(
                                                         tuple(calibrations), h, ensemble, selection, remember=by_time)
         splits = _blocks(df.index, yv, tr, ho, refit_every, h, expanding)
         check_splits(splits, h)
-        prob, rate = np.empty(len(ho)), np.empty(len(ho))
+        prob, rate, prate = np.empty(len(ho)), np.empty(len(ho)), np.empty(len(ho))
         for a, b in splits:
             Xa, ya = training_rows(df.iloc[a], feats, name, pooled, expanding)
             m = _fit_once(Xa, ya, family, params, method, h, s.seed, by_time, remember=by_time)
             k = b - ho[0]
             prob[k] = m.predict_proba(df[feats].iloc[b])[:, list(m.classes_).index(1.0)]
-            rate[k] = yv[a].mean()
+            rate[k] = yv[a].mean(); prate[k] = np.asarray(ya, float).mean()
     hidx = df.index[ho]
     prob_s = pd.Series(prob, index=hidx, name="prob_up")
     assessment = assess_holdout(yv[ho], prob_s, rate, df["__past"].to_numpy()[ho], df["__fwd"].to_numpy()[ho],
@@ -447,7 +456,7 @@ def evaluate_classifier(
         train_period=(str(df.index[tr[0]]), str(df.index[tr[-1]])), holdout_period=(str(hidx[0]), str(hidx[-1])),
         selection=sel, calibration_losses=cal, folds=_fold_table(df.index, yv, splits), prob=prob_s,
         y=pd.Series(yv[ho], index=hidx, name="target"), assessment=assessment, runtime_s=round(time.perf_counter() - t0, 2),
-        features=feats, pool=pool_counts, selection_rule=selection)
+        features=feats, pool=pool_counts, selection_rule=selection, pooled_up_rate=pd.Series(prate, index=hidx, name="pooled_up_rate"))
 
 # %% ../nbs/08_classify.ipynb #21c274d1
 @dataclass

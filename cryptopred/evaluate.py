@@ -19,11 +19,11 @@ from scipy.stats import binomtest, rankdata
 from .common import CryptopredError
 
 # %% auto #0
-__all__ = ['METRICS', 'BASELINES', 'EvaluationError', 'rolling_origin_splits', 'walk_forward_splits', 'check_splits',
-           'WalkForwardCV', 'holdout_split', 'direction_metrics', 'calibration_table', 'expected_calibration_error',
-           'default_block_len', 'block_bootstrap_indices', 'bootstrap_metrics', 'baseline_probabilities',
-           'accuracy_test', 'Backtest', 'backtest_long_flat', 'HoldoutAssessment', 'assess_holdout', 'plot_roc',
-           'plot_calibration', 'plot_confusion', 'plot_equity']
+__all__ = ['METRICS', 'BASELINES', 'RULES', 'ACCURACY_BASELINES', 'EvaluationError', 'rolling_origin_splits',
+           'walk_forward_splits', 'check_splits', 'WalkForwardCV', 'holdout_split', 'direction_metrics',
+           'calibration_table', 'expected_calibration_error', 'default_block_len', 'block_bootstrap_indices',
+           'bootstrap_metrics', 'baseline_probabilities', 'accuracy_test', 'Backtest', 'backtest_long_flat',
+           'HoldoutAssessment', 'assess_holdout', 'plot_roc', 'plot_calibration', 'plot_confusion', 'plot_equity']
 
 # %% ../nbs/06_evaluate.ipynb #cb2f5864
 class EvaluationError(CryptopredError, ValueError):
@@ -270,7 +270,14 @@ def bootstrap_metrics(
     return pd.DataFrame(rows).T
 
 # %% ../nbs/06_evaluate.ipynb #76a56c5c
-BASELINES = ("majority", "always_up", "momentum", "climatology")
+BASELINES = ("majority", "always_up", "momentum", "climatology", "reversal", "momentum_rule")
+RULES = ("reversal", "momentum_rule")  # score baselines: AUC and accuracy defined, Brier not
+ACCURACY_BASELINES = ("majority", "always_up", "momentum", "reversal")  # candidates for the best baseline
+
+def _score_prob(score: np.ndarray) -> np.ndarray:
+    "A score as a number in [0, 1] with the same ranking and sign (> 0.5 exactly when score > 0)."
+    m = np.abs(score).max() if len(score) else 0.0
+    return np.full_like(score, 0.5) if m == 0 else 0.5 + 0.5 * score / m
 
 def baseline_probabilities(
     up_rate,  # training-window up-rate: a number, or one per row (when the model is refitted through the holdout)
@@ -283,7 +290,8 @@ def baseline_probabilities(
     if not ((rate >= 0) & (rate <= 1)).all(): raise EvaluationError("up_rate must lie in [0, 1]")
     index = past_return.index if isinstance(past_return, pd.Series) else None
     return pd.DataFrame({"majority": (rate > 0.5).astype(float), "always_up": np.ones_like(past),
-                         "momentum": (past > 0).astype(float), "climatology": rate}, index=index)
+                         "momentum": (past > 0).astype(float), "climatology": rate,
+                         "reversal": _score_prob(-past), "momentum_rule": _score_prob(past)}, index=index)
 
 # %% ../nbs/06_evaluate.ipynb #f32bebda
 def accuracy_test(
@@ -381,6 +389,9 @@ class HoldoutAssessment:
         for k, row in self.metrics.iterrows():
             out.update({k: float(row["value"]), f"{k}_lo": float(row["lo"]), f"{k}_hi": float(row["hi"])})
         for b, row in self.baselines.iterrows(): out[f"{b}_accuracy"] = float(row["accuracy"])
+        for b in RULES:
+            if b in self.baselines.index:
+                out.update({f"{b}_{k}": float(self.baselines.loc[b, k]) for k in ("roc_auc", "roc_auc_lo", "roc_auc_hi")})
         out.update(best_baseline=self.best_baseline, best_baseline_accuracy=out[f"{self.best_baseline}_accuracy"],
                    accuracy_gain=self.comparison["diff"], accuracy_gain_lo=self.comparison["lo"],
                    accuracy_gain_hi=self.comparison["hi"], p_value=self.comparison["p_value"],
@@ -411,11 +422,13 @@ def assess_holdout(
     rows = {}
     for b in BASELINES:
         m = bootstrap_metrics(y, base[b].to_numpy(), up_rate, **kw)
+        rule = b in RULES
         rows[b] = {"accuracy": m.loc["accuracy", "value"], "accuracy_lo": m.loc["accuracy", "lo"],
-                   "accuracy_hi": m.loc["accuracy", "hi"], "brier": m.loc["brier", "value"],
-                   "brier_skill": m.loc["brier_skill", "value"], "roc_auc": m.loc["roc_auc", "value"]}
+                   "accuracy_hi": m.loc["accuracy", "hi"], "brier": np.nan if rule else m.loc["brier", "value"],
+                   "brier_skill": np.nan if rule else m.loc["brier_skill", "value"], "roc_auc": m.loc["roc_auc", "value"],
+                   "roc_auc_lo": m.loc["roc_auc", "lo"], "roc_auc_hi": m.loc["roc_auc", "hi"]}
     baselines = pd.DataFrame(rows).T
-    best = str(baselines.loc[["majority", "always_up", "momentum"], "accuracy"].astype(float).idxmax())
+    best = str(baselines.loc[list(ACCURACY_BASELINES), "accuracy"].astype(float).idxmax())
     return HoldoutAssessment(
         n=len(y), metrics=bootstrap_metrics(y, p, up_rate, **kw), baselines=baselines, best_baseline=best,
         comparison=accuracy_test(y, p, base[best].to_numpy(), **kw),

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,11 +24,24 @@ from ..data.csv import RealDataError, read_real, real_coins
 from ..features import build_panel, feature_columns
 
 # %% auto #0
-__all__ = ['REAL_PROTOCOL', 'EVALUATE_REAL_METRICS', 'evaluation_table', 'evaluation_markdown', 'read_real_daily', 'coin_inputs',
-           'RealDataEvaluation', 'real_data_evaluation', 'real_data_metrics', 'plot_auc_by_coin', 'real_data_markdown',
-           'write_real_data_report']
+__all__ = ['REAL_PROTOCOL', 'EVALUATE_REAL_METRICS', 'holm', 'evaluation_table', 'evaluation_markdown', 'read_real_daily',
+           'coin_inputs', 'RealDataEvaluation', 'real_data_evaluation', 'real_data_metrics', 'plot_auc_by_coin',
+           'committed_versions', 'holdout_history', 'real_data_markdown', 'write_real_data_report']
 
 # %% ../../nbs/12a_studies.classifier.ipynb #e85a1474
+def holm(
+    p_values: Sequence[float],  # raw p-values, one per test (e.g. per coin)
+) -> np.ndarray:
+    "Holm-adjusted p-values in the order given (family-wise error control over all of them)."
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1 or not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
+        raise ValueError(f"p-values must be a 1-D sequence of numbers in [0, 1], got {p_values!r}")
+    m = len(p); order = np.argsort(p, kind="stable")
+    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m); out[order] = adj
+    return out
+
+# %% ../../nbs/12a_studies.classifier.ipynb #cbf1cf4a
 def _ci(s: dict, k: str, fmt: str = ".3f") -> str:
     return f"{s[k]:{fmt}} [{s[k + '_lo']:{fmt}}, {s[k + '_hi']:{fmt}}]"
 
@@ -39,15 +53,20 @@ def evaluation_table(
     summaries: Sequence[dict],  # `ClassifierEvaluation.summary()` of each series
     alarm: float = 0.6,  # holdout accuracy above which leakage is suspected (real daily crypto data)
 ) -> pd.DataFrame:
-    "One row per series: model, AUC, accuracy vs the best baseline, p-value, Brier skill, ECE, backtest vs buy-and-hold."
+    "One row per series: model, AUC (and the reversal rule's), accuracy vs the best baseline, raw and Holm p-values, Brier skills, ECE, backtest."
     rows = []
-    for s in summaries:
+    adj = holm([s["p_value"] for s in summaries])
+    for s, ph in zip(summaries, adj, strict=True):
         rows.append({"coin": s["name"], "model": f"{'pooled ' if s.get('pool') else ''}{s['family']} ({s['calibration']})",
                      "holdout": f"{s['holdout_start'][:10]} → {s['holdout_end'][:10]} ({s['n_holdout']})",
                      "ROC-AUC [95% CI]": _ci(s, "roc_auc"), "accuracy [95% CI]": _ci(s, "accuracy"),
                      "best baseline": f"{s['best_baseline']} {s['best_baseline_accuracy']:.3f}",
+                     "reversal AUC": f"{s.get('reversal_roc_auc', np.nan):.3f}",
                      "gain [95% CI]": _ci(s, "accuracy_gain", "+.3f"), "p-value": f"{s['p_value']:.3f}",
-                     "Brier skill [95% CI]": _ci(s, "brier_skill", "+.3f"), "ECE": f"{s['ece']:.3f}",
+                     "p (Holm)": f"{ph:.3f}",
+                     "Brier skill [95% CI]": _ci(s, "brier_skill", "+.3f"),
+                     "Brier skill vs 0.5": f"{s.get('brier_skill_half', np.nan):+.3f}",
+                     "Brier skill vs pooled rate": f"{s.get('brier_skill_pooled', np.nan):+.3f}", "ECE": f"{s['ece']:.3f}",
                      "return / buy & hold": f"{s['backtest_total_return']:+.0%} / {s['backtest_buy_hold_return']:+.0%}",
                      "Sharpe / buy & hold": f"{s['backtest_sharpe']:.2f} / {s['backtest_buy_hold_sharpe']:.2f}",
                      "max DD / buy & hold": f"{s['backtest_max_drawdown']:.0%} / {s['backtest_buy_hold_max_drawdown']:.0%}",
@@ -63,9 +82,13 @@ def evaluation_markdown(
     lines = ["| " + " | ".join(t.columns) + " |", "|" + "---|" * len(t.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in t.itertuples(index=False)]
     n = len(summaries)
-    lines += ["", f"Mean ROC-AUC {np.mean([s['roc_auc'] for s in summaries]):.3f}; positive Brier skill on "
-              f"{sum(s['brier_skill'] > 0 for s in summaries)}/{n}; beats the best baseline (p < 0.05) on "
-              f"{sum(s['p_value'] < 0.05 for s in summaries)}/{n}; long/flat beats buy-and-hold on "
+    lines += ["", f"Mean ROC-AUC {np.mean([s['roc_auc'] for s in summaries]):.3f} (reversal rule −r(t): "
+              f"{np.mean([s.get('reversal_roc_auc', np.nan) for s in summaries]):.3f}); positive Brier skill on "
+              f"{sum(s['brier_skill'] > 0 for s in summaries)}/{n} (against a constant 0.5: "
+              f"{sum(s.get('brier_skill_half', np.nan) > 0 for s in summaries)}/{n}; against the pooled training up-rate: "
+              f"{sum(s.get('brier_skill_pooled', np.nan) > 0 for s in summaries)}/{n}); beats the best baseline (p < 0.05) on "
+              f"{sum(s['p_value'] < 0.05 for s in summaries)}/{n}, after Holm correction over the {n} series on "
+              f"{int((holm([s['p_value'] for s in summaries]) < 0.05).sum())}/{n}; long/flat beats buy-and-hold on "
               f"{sum(s['backtest_total_return'] > s['backtest_buy_hold_return'] for s in summaries)}/{n}."]
     return "\n".join(lines)
 
@@ -116,7 +139,7 @@ def _evaluate_coin(coin, inputs, kw):
 def real_data_evaluation(
     data_dir: Path | str | None = None,  # folder of `<coin>_daily.csv` files (default: Settings.real_data_dir)
     coins: Sequence[str] | str | None = None,  # coins to evaluate (a list or "a,b"; default: every daily file)
-    holdout_start: str = "2022-01-01",  # first holdout day; never used for tuning or design decisions
+    holdout_start: str = "2022-01-01",  # first holdout day (scored under earlier protocol versions: see `holdout_history`)
     budget: int | None = None,  # hyper-parameter candidates per family (default: Settings.search_budget)
     seed: int | None = None,  # random seed (default: Settings.seed)
     settings: Settings | None = None,  # cv_folds, horizon, fee_bps, ...
@@ -167,7 +190,12 @@ def real_data_metrics(
                         "n_holdout": s["n_holdout"], "roc_auc": _iv(s, "roc_auc"), "accuracy": _iv(s, "accuracy"),
                         "best_baseline": s["best_baseline"], "best_baseline_accuracy": s["best_baseline_accuracy"],
                         "accuracy_gain": _iv(s, "accuracy_gain"), "p_value": s["p_value"],
-                        "brier_skill": _iv(s, "brier_skill"), "ece": s["ece"], "log_loss": s["log_loss"]} for s in S}
+                        "brier_skill": _iv(s, "brier_skill"), "ece": s["ece"], "log_loss": s["log_loss"],
+                        "p_value_holm": float(ph), "brier_skill_half": s.get("brier_skill_half", np.nan),
+                        "brier_skill_pooled": s.get("brier_skill_pooled", np.nan),
+                        "reversal_roc_auc": s.get("reversal_roc_auc", np.nan),
+                        "momentum_rule_roc_auc": s.get("momentum_rule_roc_auc", np.nan)}
+            for s, ph in zip(S, holm([s["p_value"] for s in S]), strict=True)}
     base = {s["name"]: {b: s[f"{b}_accuracy"] for b in ("majority", "always_up", "momentum")} for s in S}
     bt = {s["name"]: {"return": s["backtest_total_return"], "buy_hold_return": s["backtest_buy_hold_return"],
                       "sharpe": s["backtest_sharpe"], "buy_hold_sharpe": s["backtest_buy_hold_sharpe"],
@@ -177,6 +205,10 @@ def real_data_metrics(
     summary = {"coins": n, "mean_roc_auc": float(np.mean([s["roc_auc"] for s in S])),
                "positive_brier_skill": sum(s["brier_skill"] > 0 for s in S),
                "beats_best_baseline": sum(s["p_value"] < 0.05 and s["accuracy"] <= alarm for s in S),
+               "beats_best_baseline_holm": sum(h["p_value_holm"] < 0.05 and h["accuracy"]["value"] <= alarm for h in hold.values()),
+               "positive_brier_skill_half": sum(h["brier_skill_half"] > 0 for h in hold.values()),
+               "positive_brier_skill_pooled": sum(h["brier_skill_pooled"] > 0 for h in hold.values()),
+               "mean_reversal_roc_auc": float(np.mean([h["reversal_roc_auc"] for h in hold.values()])),
                "beats_buy_hold": sum(s["backtest_total_return"] > s["backtest_buy_hold_return"] for s in S),
                "max_accuracy": float(max(s["accuracy"] for s in S)), "leakage_alarms": sum(s["accuracy"] > alarm for s in S)}
     return {"holdout": hold, "baselines": base, "backtest": bt,
@@ -196,7 +228,8 @@ EVALUATE_REAL_METRICS = metrics_contract("evaluate_real", {
     **{f"holdout.*.{m}.{b}": f"per coin: holdout {m} with its 95% interval" for m in ("roc_auc", "accuracy", "accuracy_gain", "brier_skill")
        for b in ("value", "lo", "hi")},
     **{f"holdout.*.{k}": "per coin: " + k.replace("_", " ") for k in (
-        "model", "calibration", "n_holdout", "best_baseline", "best_baseline_accuracy", "p_value", "ece", "log_loss")},
+        "model", "calibration", "n_holdout", "best_baseline", "best_baseline_accuracy", "p_value", "ece", "log_loss",
+        "p_value_holm", "brier_skill_half", "brier_skill_pooled", "reversal_roc_auc", "momentum_rule_roc_auc")},
     "baselines.*.*": "per coin: holdout accuracy of each baseline", "backtest.*.*": "per coin: the long/flat backtest",
     "params.*.**": "per coin: the chosen recipe", "runtime_s.*": "per coin: seconds", "summary.*": "the headline numbers",
     "protocol.**": "the frozen protocol", "data_dir": "the real-data folder", "wall_time_s": "seconds of the evaluation",
@@ -224,11 +257,35 @@ def _link(path: Path, base: Path | None) -> str:
     try: return os.path.relpath(path, base)
     except ValueError: return str(path)
 
+def committed_versions(
+    path: Path | str,  # a file inside a git work tree (e.g. reports/real_data_evaluation.json)
+) -> int | None:
+    "How many commits changed `path` (`git log --oneline -- path`); None outside a git work tree or without git."
+    path = Path(path)
+    try:
+        out = subprocess.run(["git", "-C", str(path.parent if path.parent.is_dir() else Path.cwd()), "log", "--oneline", "--", path.name],
+                             capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError): return None
+    return len(out.stdout.splitlines()) if out.returncode == 0 else None
+
+def holdout_history(
+    versions: int | None,  # committed versions of the holdout results file (`committed_versions`)
+    results_file: str = "reports/real_data_evaluation.json",  # the file counted
+) -> str:
+    "The holdout's history told plainly: scored before, and what that means for the numbers."
+    count = (f"`{results_file}` has {versions} committed version{'s' if versions != 1 else ''} in git "
+             f"(`git log --oneline -- {results_file}`)" if versions is not None else
+             f"the committed versions of `{results_file}` could not be counted here (no git history)")
+    return ("The holdout is not untouched: it was scored under earlier protocol versions (the first measurement, the "
+            "90-day refits and the per-family table recorded in `nbs/12a_studies.classifier.ipynb`), and those results "
+            f"informed later design decisions, so its numbers are not a clean out-of-sample test; {count}.")
+
 def real_data_markdown(
     result: RealDataEvaluation,  # what `real_data_evaluation` returned
     run_dir: Path | str | None = None,  # the run folder holding metrics.json and the figures
     report_dir: Path | str | None = None,  # folder of the Markdown file (figure links are relative to it)
     alarm: float = 0.6,  # leakage alarm threshold on holdout accuracy
+    versions: int | None = None,  # committed versions of the holdout results file (see `holdout_history`)
 ) -> str:
     "The real-data report: summary, per-coin table, protocol, figures."
     S, m, p = result.summaries(), real_data_metrics(result, alarm), result.protocol
@@ -243,12 +300,16 @@ def real_data_markdown(
         "# Real-data evaluation of the direction classifier", "",
         f"Written by `make evaluate-real` from {src}; {n} daily series from `{result.data_dir}` (CoinGecko exports, "
         f"see its SOURCES.md), used from {p['train_start']}. Holdout {ho['holdout_start'][:10]} → "
-        f"{ho['holdout_end'][:10]}: never used for tuning, model selection or any design decision. Wall time "
+        f"{ho['holdout_end'][:10]}. {holdout_history(versions)} Wall time "
         f"{result.wall_time_s:.0f} s.", "",
         "## Summary", "",
         f"Mean holdout ROC-AUC **{sm['mean_roc_auc']:.3f}**; Brier skill (against the training up-rate) positive on "
         f"**{sm['positive_brier_skill']}/{n}** coins; accuracy beats the best naive baseline at the 5% level on "
-        f"**{sm['beats_best_baseline']}/{n}**; the long/flat backtest (fees {p['fee_bps']:g} bps per side) ends above "
+        f"**{sm['beats_best_baseline']}/{n}**, and after Holm correction over the {n} coins on "
+        f"**{sm['beats_best_baseline_holm']}/{n}**. Brier skill against a constant 0.5 is positive on "
+        f"**{sm['positive_brier_skill_half']}/{n}**, against the pooled training up-rate on "
+        f"**{sm['positive_brier_skill_pooled']}/{n}**. The reversal rule −r(t) (no fitting) has mean ROC-AUC "
+        f"**{sm['mean_reversal_roc_auc']:.3f}**. The long/flat backtest (fees {p['fee_bps']:g} bps per side) ends above "
         f"buy-and-hold on **{sm['beats_buy_hold']}/{n}**. Against the goal (mean AUC ≥ 0.54 with positive Brier skill "
         f"on most coins) this {goal} it.", "",
         f"Where the model does **not** beat the best baseline (p ≥ 0.05): {', '.join(worse) or 'nowhere'}. "
@@ -258,7 +319,10 @@ def real_data_markdown(
            if sm["leakage_alarms"] else f"none exceeds {alarm:.0%}, the level at which leakage would be suspected."), "",
         "## Per coin", "", evaluation_markdown(S, alarm), "",
         "Intervals are 95% circular block-bootstrap intervals; the p-value is the paired block-bootstrap test of the "
-        "model's accuracy against the best of majority class, always-up and momentum (chosen after the fact).", "",
+        "model's accuracy against the best of majority class, always-up, momentum and the reversal rule (chosen after the "
+        "fact); p (Holm) corrects it for testing every coin in the table. The reversal rule ranks the days by −r(t), "
+        "today's return negated (no fitting). Brier skill is shown against the training up-rate of the coin itself, "
+        "against a constant 0.5, and against the up-rate of all pooled training rows.", "",
         "## Protocol", "",
         f"- {'Pooled: every coin trained on all coins’ rows up to its training cut' if p['pooled'] else 'One model per coin'}; "
         f"families {', '.join(p['families'])} and their soft-vote ensemble; selection rule `{p['selection']}`; "
@@ -290,6 +354,7 @@ def write_real_data_report(
         for coin, ev in result.evaluations.items():
             for kind, fig in ev.figures().items(): save_figure(run_dir, fig, f"{coin}_{kind}")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(real_data_markdown(result, run_dir, path.parent) + "\n")
+    versions = committed_versions(path.with_suffix(".json"))
+    tmp.write_text(real_data_markdown(result, run_dir, path.parent, versions=versions) + "\n")
     os.replace(tmp, path)
     return path

@@ -33,7 +33,8 @@ VOL_LIKE = ["abs_ret", "vol_7", "vol_30"]
 
 def test_import_is_light():
     "Importing the monitor's modules loads neither whylogs nor scipy, matplotlib, httpx or prometheus_client."
-    code = ("import sys, cryptopred.monitor.checks, cryptopred.monitor.alerts, cryptopred.monitor.health; heavy = [m for m in ('whylogs', 'scipy', 'matplotlib', 'httpx', "
+    code = ("import sys, cryptopred.monitor.checks, cryptopred.monitor.alerts, cryptopred.monitor.health; "
+            "heavy = [m for m in ('whylogs', 'scipy', 'matplotlib', 'httpx', "
             "'prometheus_client') if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -8,8 +8,8 @@ import re
 import httpx
 import pytest
 from pydantic import SecretStr
-from support.fakes import live_server
 from starlette.routing import Mount
+from support.fakes import live_server
 
 from cryptopred.serve.app import OPEN_PATHS, create_app, protections, refused, session_value
 

@@ -24,12 +24,12 @@ try: import fcntl
 except ImportError: fcntl = None  # Windows: one writer process per file
 
 # %% auto #0
-__all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'GRIDS', 'GRANULARITIES', 'CONTRACTS', 'NAME', 'COIN_ID', 'PROPHET_LOGGERS',
+__all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'GRIDS', 'GRANULARITIES', 'CONTRACTS', 'NAME', 'COIN_ID', 'COIN_NAMES', 'PROPHET_LOGGERS',
            'CryptopredError', 'ConfigError', 'in_checkout', 'repo_path', 'Grid', 'grid_of', 'granularity_step',
            'utcnow', 'to_utc', 'iso', 'stamp', 'fsync_dir', 'atomic_path', 'atomic_write', 'is_temporary',
            'to_jsonable', 'write_json', 'append_lines', 'append_jsonl', 'read_jsonl', 'MetricsContractError',
            'flat_keys', 'MetricsContract', 'metrics_contract', 'md_table', 'save_figure', 'redact', 'check_name',
-           'numbers', 'coin_list', 'silence_prophet']
+           'numbers', 'coin_list', 'coin_name', 'coin_label', 'resolve_coin', 'silence_prophet']
 
 # %% ../nbs/00_common.ipynb #20b5a618
 class CryptopredError(Exception):
@@ -304,6 +304,32 @@ def coin_list(
     bad = [c for c in out if not isinstance(c, str) or not COIN_ID.fullmatch(c)]
     if bad: raise ConfigError(f"coin ids are lower-case CoinGecko ids such as bitcoin, got {', '.join(map(repr, bad))}")
     return list(dict.fromkeys(out))
+
+# %% ../nbs/00_common.ipynb #coinnames192
+COIN_NAMES: dict[str, tuple[str, str]] = {
+    "bitcoin": ("Bitcoin", "BTC"), "ethereum": ("Ethereum", "ETH"), "solana": ("Solana", "SOL"),
+    "binancecoin": ("BNB", "BNB"), "ripple": ("XRP", "XRP"), "cardano": ("Cardano", "ADA"),
+    "dogecoin": ("Dogecoin", "DOGE"), "tron": ("TRON", "TRX"), "chainlink": ("Chainlink", "LINK"),
+    "litecoin": ("Litecoin", "LTC"),
+}
+
+def coin_name(coin: str) -> tuple[str, str | None]:
+    "(name, ticker) of a CoinGecko id: from `COIN_NAMES`, else the id title-cased and no ticker."
+    if coin in COIN_NAMES: return COIN_NAMES[coin]
+    return coin.replace("-", " ").title(), None
+
+def coin_label(coin: str) -> str:
+    "How people read a coin: `Bitcoin (BTC)`; an unknown id title-cased."
+    name, ticker = coin_name(coin)
+    return f"{name} ({ticker})" if ticker else name
+
+def resolve_coin(text: str, coins: Sequence[str]) -> str | None:
+    "The id among `coins` that `text` names (id, ticker or name, any case, spaces trimmed); None if none."
+    t = str(text).strip().casefold()
+    for c in coins:
+        name, ticker = coin_name(c)
+        if t in (c.casefold(), name.casefold(), (ticker or "").casefold()): return c
+    return None
 
 # %% ../nbs/00_common.ipynb #fa47f0b9
 PROPHET_LOGGERS = ("cmdstanpy", "prophet", "prophet.plot", "prophet.models", "prophet.forecaster")

@@ -107,9 +107,21 @@ def test_operations_routes(server):
     assert client.get("/docs").status_code == 404  # the CDN-backed Swagger page is off
 
 
+@pytest.mark.parametrize("typed", ["BTC", "btc", " Bitcoin ", "BitCoin", "bitcoin "])
+def test_a_coin_is_named_by_ticker_or_name_in_any_case(server, typed):
+    client, _ = server
+    r = client.post(PREDICT, json={"coin": typed})
+    assert r.status_code == 200, r.text
+    assert r.json()["coin"] == "bitcoin"
+    f = client.get("/api/v1/forecast", params={"coin": typed})
+    assert f.status_code == 200 and f.json()["coin"] == "bitcoin", f.text
+
+
 BAD = [  # (method, path, kwargs, status, text in the detail)
     ("post", PREDICT, {"json": {"coin": "dogecoin"}}, 404, "unknown coin 'dogecoin': this app serves bitcoin, ethereum"),
     ("get", "/api/v1/forecast", {"params": {"coin": "dogecoin"}}, 404, "unknown coin 'dogecoin'"),
+    ("post", PREDICT, {"json": {"coin": " BTCX "}}, 404, "unknown coin ' BTCX ': this app serves bitcoin, ethereum"),
+    ("post", PREDICT, {"json": {"coin": "DOGE"}}, 404, "unknown coin 'DOGE'"),
     ("post", PREDICT, {"json": {"coin": "bitcoin", "horizon": 0}}, 422, "horizon: Input should be greater than or equal to 1"),
     ("post", PREDICT, {"json": {"coin": "bitcoin", "horizon": 10**9}}, 422, "horizon: Input should be less than or equal"),
     ("post", PREDICT, {"json": {"coin": "bitcoin", "horizon": "1"}}, 422, "horizon: Input should be a valid integer"),

@@ -107,7 +107,7 @@ def test_browser_picks_a_coin_and_predicts(ui_server, tmp_path):
             page.goto(url + "/")
             page.wait_for_selector("#cp-banner .cp-banner")  # the load event ran: simulated data is flagged
             page.locator("#cp-coin input").click()
-            page.get_by_role("option", name="ethereum").click()
+            page.get_by_role("option", name="Ethereum (ETH)", exact=True).click()
             page.locator("#cp-predict").click()
             prob = page.locator("#cp-prob")
             prob.wait_for()

@@ -201,8 +201,9 @@ def _api_routes(app: FastAPI, state: ServingState) -> None:
               summary="Direction probability and price forecast for one coin")
     async def predict_route(req: PredictRequest, request: Request):
         started = request.scope.get("cryptopred.t0") or time.perf_counter()
-        snap = state.fresh(req.coin) or await run_in_threadpool(state.snapshot, req.coin)
-        state.predict(req.coin, req.horizon, "api", started, snap)
+        coin = state.check_coin(req.coin)
+        snap = state.fresh(coin) or await run_in_threadpool(state.snapshot, coin)
+        state.predict(coin, req.horizon, "api", started, snap)
         return Response(snap.predict_body, media_type="application/json")
 
     @app.get(f"{API_PREFIX}/forecast", response_model=ForecastResponse, responses=_ERRORS, tags=["predictions"],

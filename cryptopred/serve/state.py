@@ -20,7 +20,7 @@ import pandas as pd
 if TYPE_CHECKING: pass  # imported where the UI is built: importing this module stays light
 import logging
 
-from ..common import CryptopredError, granularity_step, grid_of, numbers, to_utc
+from ..common import CryptopredError, granularity_step, grid_of, numbers, resolve_coin, to_utc
 from ..config import Settings, load_settings
 from ..data.store import Store
 from ..features import BTC_COIN, build_features
@@ -194,14 +194,15 @@ class ServingState:
         return tuple(_stat(p) for p in aliases) + (self._data_version(coin, self._source.get(coin)),)
 
     def check_coin(self, coin: str) -> str:
-        "`coin` if it is served here; `UnknownCoin` listing the served coins otherwise."
-        if coin not in self._locks:
+        "The served id `coin` names (id, ticker or name, any case, spaces trimmed); `UnknownCoin` listing the served coins otherwise."
+        if coin in self._locks: return coin
+        if (found := resolve_coin(coin, self.coins)) is None:
             raise UnknownCoin(f"unknown coin {coin!r}: this app serves {', '.join(self.coins)}", known_coins=list(self.coins))
-        return coin
+        return found
 
     def fresh(self, coin: str) -> Snapshot | None:
         "The coin's snapshot if it is up to date (the request path's check), None when it must be rebuilt."
-        self.check_coin(coin)
+        coin = self.check_coin(coin)
         if self._keys.get(coin) != self._change_key(coin): return None
         return self._current(coin)
 

@@ -13,7 +13,7 @@ import pandas as pd
 from fastapi import FastAPI
 
 if TYPE_CHECKING: import gradio as gr  # imported where the UI is built: importing this module stays light
-from ..common import CryptopredError, granularity_step, grid_of, md_table, numbers
+from ..common import CryptopredError, coin_label, granularity_step, grid_of, md_table, numbers
 from ..config import Settings
 from ..monitor.alerts import read_alerts
 from ..monitor.health import serving_health
@@ -345,7 +345,8 @@ def build_demo(
         gr.Markdown("## cryptopred — will the price be higher tomorrow?\nDirection probabilities from the champion "
                     "classifier and price forecasts from the champion Prophet model, with how much to trust them.")
         with gr.Row(equal_height=True):
-            coin = gr.Dropdown(coins, value=coins[0], label="Coin", elem_id="cp-coin", scale=2)
+            coin = gr.Dropdown([(coin_label(c), c) for c in coins], value=coins[0], label="Coin", elem_id="cp-coin",
+                               allow_custom_value=False, filterable=False, scale=2)
             days = gr.Slider(7, MAX_FORECAST_DAYS, value=30, step=1, label="Forecast days", elem_id="cp-days", scale=3)
             go = gr.Button("Predict", variant="primary", elem_id="cp-predict", scale=1)
         with gr.Tabs():

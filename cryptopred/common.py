@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import math
 import os
 import re
@@ -336,5 +337,4 @@ PROPHET_LOGGERS = ("cmdstanpy", "prophet", "prophet.plot", "prophet.models", "pr
 
 def silence_prophet() -> None:
     "Turn off the loggers of Prophet and cmdstanpy (call before importing prophet)."
-    import logging
     for name in PROPHET_LOGGERS: logging.getLogger(name).disabled = True

@@ -11,9 +11,10 @@ import time
 from contextlib import contextmanager
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from .common import CryptopredError
+from .common import CryptopredError, stamp, utcnow
 from .config import Settings, load_settings
 from .runs import JobBusy, RunRecord, job_lock, run_step
 
@@ -45,12 +46,18 @@ def data_source_line(metrics: dict) -> str:
     return ("*" * 78 + "\n*** SIMULATED DATA: the market data is simulated, not real prices."
             + (f"\n*** {why}" if why else "") + "\n*** Everything this pipeline trains, serves and reports is a demonstration.\n" + "*" * 78)
 
-def _last_line(settings: Settings, step: str, since: float) -> str:
-    "The last non-empty line the step's running run-book logged (its newest run folder's log.txt), shortened."
-    runs = [d for d in settings.runs_dir.glob(f"*_{step}") if d.stat().st_mtime >= since - 1] if settings.runs_dir.is_dir() else []
-    if not runs: return ""
-    log = max(runs, key=lambda d: d.name) / "log.txt"
-    try: lines = [x.strip() for x in log.read_text(errors="replace").splitlines()[-20:] if x.strip()]
+def _run_folder(settings: Settings, step: str, since: str) -> Path | None:
+    "The newest run folder of `step` started at or after the stamp `since` (a run folder's name starts with its stamp)."
+    if not settings.runs_dir.is_dir(): return None
+    return max((d for d in settings.runs_dir.iterdir() if d.name.endswith(f"_{step}") and d.name >= since),
+               key=lambda d: d.name, default=None)
+
+def _last_line(log: Path, tail: int = 4096) -> str:
+    "The last non-empty line of a run-book's log (read from its last `tail` bytes), shortened."
+    try:
+        with open(log, "rb") as f:
+            f.seek(0, 2); f.seek(max(0, f.tell() - tail))
+            lines = [x.strip() for x in f.read().decode(errors="replace").splitlines() if x.strip()]
     except OSError: return ""
     last = re.sub(r"^(Executing|Ending) Cell (\d+)-*$", lambda m: f"cell {m.group(2)}" + (" done" if m.group(1) == "Ending" else ""),
                   lines[-1]) if lines else ""
@@ -60,10 +67,12 @@ def _last_line(settings: Settings, step: str, since: float) -> str:
 def _heartbeat(step: str, settings: Settings, echo: Callable[[str], Any] | None, every: float = HEARTBEAT_S):
     "While the block runs, say every `every` seconds that `step` is still running, with its last logged line."
     if echo is None: yield; return
-    done, t0, wall = threading.Event(), time.perf_counter(), time.time()
+    done, t0, since, folder = threading.Event(), time.perf_counter(), stamp(utcnow()), None
     def beat():
+        nonlocal folder
         while not done.wait(every):
-            last = _last_line(settings, step, wall)
+            folder = folder or _run_folder(settings, step, since)  # found once, then only its log's tail is read
+            last = _last_line(folder / "log.txt") if folder else ""
             echo(f"  {step}: running {time.perf_counter() - t0:.0f} s" + (f" · {last}" if last else ""))
     th = threading.Thread(target=beat, daemon=True, name=f"heartbeat-{step}")
     th.start()

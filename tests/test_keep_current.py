@@ -75,6 +75,8 @@ def test_serve_and_schedule_advances_freshness_without_a_restart(tmp_path):
     out = "".join(lines) + out
     assert proc.returncode == 0 and out.rstrip().endswith("stopped") and "Traceback" not in out, out[-4000:]
     assert "scheduler: simulated data kept current" in out
+    # at startup the server says which protections are on (here: no token, the default loopback bind)
+    assert "protection: access token: off" in out and "protection: uploads: refused" in out, out[-4000:]
     _until(lambda: not _processes_of(s.home), "every process of the home to end", 60)  # nothing left running
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from .cite import MD_UNESCAPE, ReportRun, aggregate, format_value, key_parts, lookup
-from .prose import empty_sections, headings
+from .cite import CITATION, MD_UNESCAPE, ReportRun, aggregate, format_value, key_parts, lookup
+from .prose import empty_sections, headings, map_outside_code
 from ..runs import RunRecord
 
 # %% auto #0
@@ -23,8 +23,6 @@ __all__ = ['PLACEHOLDERS', 'NOTICE', 'markup_problems', 'check_report']
 # %% ../../nbs/15c_report.check.ipynb #03b8ff70
 PLACEHOLDERS = ("(Describe", "(Insert", "TODO", "You'll need to refine")
 NOTICE = "Not available:"
-_SPAN = re.compile(r'<span class="metric" data-run="([^"]*)" data-key="([^"]*)" data-fmt="([^"]*)"(?: data-agg="([^"]*)")?[^>]*>(.*?)</span>',
-                   re.S)
 _IMAGES = re.compile(r'!\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)|<img\b[^>]*?\bsrc="([^"]+)"', re.I)
 
 def _sources(metrics_sources) -> dict[str, Any]:
@@ -44,7 +42,7 @@ def _sources(metrics_sources) -> dict[str, Any]:
 # %% ../../nbs/15c_report.check.ipynb #62e582c9
 def _check_numbers(md: str, sources: dict, where: Callable[[int], str]) -> list[str]:
     problems = []
-    for m in _SPAN.finditer(md):
+    for m in CITATION.finditer(md):
         sid, key, fmt, agg = (html.unescape(g) if g is not None else None for g in m.groups()[:4])
         shown, at = html.unescape(MD_UNESCAPE.sub(r"\1", m.group(5))), where(md.count("\n", 0, m.start()))
         if sid not in sources: problems.append(f"{at}: {shown!r} cites {sid}, which is not a source of this report"); continue
@@ -97,14 +95,9 @@ _TAG = re.compile(r"<(?!img\b|span class=\"metric\"|/span>|[a-z][a-z0-9+.-]*:[^\
 _TAG_TEXT = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(\s[^<>]*)?>")
 _LATEX = re.compile(r"\\[A-Za-z]+\b|\$[^$\s][^$\n]*?[^$\s\\]\$(?![\w$])|\$\$")
 
-def _outside_code(md: str) -> str:
-    "The Markdown without fenced code and code spans (where markup is only shown)."
-    md = re.sub(r"(?ms)^ {0,3}(`{3,}|~{3,}).*?^ {0,3}\1[`~]*[ \t]*$", "", md)
-    return re.sub(r"(`+).+?\1", "", md)
-
 def markup_problems(markdown: str, html_text: str | None = None) -> list[str]:
     "HTML tags in the Markdown (beyond images and citations), and tag text or unrendered LaTeX a reader of the HTML would see."
-    out = [f"HTML tag {t!r} in the Markdown (write Markdown)" for t in dict.fromkeys(_TAG.findall(_outside_code(markdown)))]
+    out = [f"HTML tag {t!r} in the Markdown (write Markdown)" for t in dict.fromkeys(_TAG.findall(map_outside_code(markdown, lambda t: t, lambda code: "")))]
     if html_text is not None:
         body = re.sub(r"(?s)<(style|script)\b.*?</\1>|<code>.*?</code>|<pre>.*?</pre>", "", html_text)
         text = html.unescape(re.sub(r"<[^>]+>", " ", body))

@@ -18,10 +18,10 @@ from ..config import Settings, load_settings
 from ..runs import RunRecord, latest_run, list_runs
 
 # %% auto #0
-__all__ = ['NBS_DIR', 'REPORTS_DIR', 'REPORT_STEPS', 'EVIDENCE_STEPS', 'STEP_COMMANDS', 'TITLE', 'SOURCES_FILE', 'MD_UNESCAPE',
-           'ReportError', 'Citation', 'ReportRun', 'RunSelection', 'collect_runs', 'key_parts', 'lookup', 'declared',
-           'metric', 'has_metric', 'format_duration', 'format_value', 'fmt_metric', 'aggregate', 'fmt_agg', 'fmt_cell',
-           'metrics_table', 'Col', 'cited_table']
+__all__ = ['NBS_DIR', 'REPORTS_DIR', 'REPORT_STEPS', 'EVIDENCE_STEPS', 'STEP_COMMANDS', 'TITLE', 'SOURCES_FILE', 'CITATION',
+           'MD_UNESCAPE', 'ReportError', 'Citation', 'ReportRun', 'RunSelection', 'collect_runs', 'key_parts', 'lookup',
+           'declared', 'metric', 'has_metric', 'format_duration', 'format_value', 'fmt_metric', 'aggregate', 'fmt_agg',
+           'fmt_cell', 'metrics_table', 'Col', 'cited_table']
 
 # %% ../../nbs/15a_report.cite.ipynb #02378449
 NBS_DIR = repo_path("nbs")  # the checkout's notebooks, or the copy an installed package ships
@@ -196,6 +196,9 @@ def format_value(value: Any, fmt: str) -> str:
 
 # %% ../../nbs/15a_report.cite.ipynb #4697aa97
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|<>#])")
+# a cited number as `fmt_metric` / `fmt_agg` write it: run, key, format, aggregate (or None), the text shown
+CITATION = re.compile(r'<span class="metric" data-run="([^"]*)" data-key="([^"]*)" data-fmt="([^"]*)"(?: data-agg="([^"]*)")?'
+                      r'[^>]*>(.*?)</span>', re.S)
 MD_UNESCAPE = re.compile(r"\\([\\`*_\[\]|<>#])")
 
 def fmt_metric(

@@ -8,19 +8,19 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
 
 from ..common import REPO_ROOT, atomic_write, md_table
-from .cite import MD_UNESCAPE, NBS_DIR, ReportError
+from .cite import CITATION, MD_UNESCAPE, NBS_DIR, ReportError
 
 # %% auto #0
 __all__ = ['README_NOTE', 'headings', 'empty_sections', 'shift_headings', 'html_tables_to_markdown', 'notebook_markdown',
-           'select_paragraphs', 'notebook_summary', 'readme_text', 'write_readme', 'latex_to_unicode', 'unicode_math',
-           'plain_markdown']
+           'select_paragraphs', 'notebook_summary', 'readme_text', 'write_readme', 'latex_to_unicode',
+           'map_outside_code', 'unicode_math', 'plain_markdown']
 
 # %% ../../nbs/15b_report.prose.ipynb #f3679444
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
@@ -271,37 +271,40 @@ _MATH = re.compile(r"\$\$(.+?)\$\$"  # display
                    r"|(?<![\\$\w])\$(?=[^\s$])([^$\n]+?)(?<=[^\s\\])\$(?![\w$])", re.S)  # plain, not a price
 _CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.S)
 
-def _math_outside_code(text: str) -> str:
-    def one(m):
-        u = latex_to_unicode(m.group(1) or m.group(2) or m.group(3))
-        return re.sub(r"([\\`*_\[\]])", r"\\\1", u)
-    parts = _CODE_SPAN.split(text)  # [text, ticks, code, text, ...]
-    out = []
-    for k, p in enumerate(parts):
-        if k % 3 == 0: out.append(_MATH.sub(one, p))
-        elif k % 3 == 1: out.append(p)
-        else: out.append(p + parts[k - 1])
-    return "".join(out)
-
-def unicode_math(md: str) -> str:
-    "Markdown with every `$…$` / `$$…$$` formula outside code written in Unicode (see `latex_to_unicode`)."
+def map_outside_code(
+    md: str,  # Markdown
+    text: Callable[[str], str],  # applied to every stretch outside code
+    code: Callable[[str], str] = lambda c: c,  # applied to each code span (with its backticks) and fenced line
+) -> str:
+    "`md` with `text` applied outside fenced code and code spans, and `code` to them."
     out, fence, chunk = [], None, []
+    def spans(t: str) -> str:
+        parts = _CODE_SPAN.split(t)  # [text, ticks, code, text, ticks, code, ...]
+        return "".join(text(p) if k % 3 == 0 else code(parts[k - 1] + p + parts[k - 1]) if k % 3 == 2 else ""
+                       for k, p in enumerate(parts))
     for line in md.split("\n"):
         m = _FENCE.match(line)
         if m and (fence is None or m.group(1)[0] == fence[0] and len(m.group(1)) >= len(fence)):
-            if fence is None: out.append(_math_outside_code("\n".join(chunk))); chunk = []
+            if fence is None and chunk: out.append(spans("\n".join(chunk))); chunk = []
             fence = None if fence else m.group(1)
-            out.append(line); continue
-        (out if fence else chunk).append(line)
-    if chunk: out.append(_math_outside_code("\n".join(chunk)))
+            out.append(code(line)); continue
+        if fence: out.append(code(line))
+        else: chunk.append(line)
+    if chunk: out.append(spans("\n".join(chunk)))
     return "\n".join(out)
 
+def _formula(m: re.Match) -> str:
+    return re.sub(r"([\\`*_\[\]])", r"\\\1", latex_to_unicode(m.group(1) or m.group(2) or m.group(3)))
+
+def unicode_math(md: str) -> str:
+    "Markdown with every `$…$` / `$$…$$` formula outside code written in Unicode (see `latex_to_unicode`)."
+    return map_outside_code(md, lambda t: _MATH.sub(_formula, t))
+
 # %% ../../nbs/15b_report.prose.ipynb #4f6bc290
-_CITED = re.compile(r'<span class="metric"[^>]*>(.*?)</span>', re.S)
 _CODE_TAG = re.compile(r"<code>(.*?)</code>", re.S)
 
 def plain_markdown(cited: str) -> str:
     """The report's Markdown for readers: each cited number as plain text (the HTML keeps the links to its run and
     key); cited names set in `<code>` (a code span cannot hold the citation) become code spans."""
-    text = _CITED.sub(r"\1", cited)
+    text = CITATION.sub(lambda m: m.group(5), cited)
     return _CODE_TAG.sub(lambda m: "`" + MD_UNESCAPE.sub(r"\1", m.group(1)) + "`", text)

@@ -27,12 +27,13 @@ from cryptopred.report.cite import (
     fmt_agg,
     fmt_metric,
     format_duration,
+    format_value,
     has_metric,
     metric,
     metrics_table,
 )
 from .context import ReportContext, coins_of, join_parts, needs, not_available, results, section_prose
-from .prose import plain_markdown, shift_headings
+from .prose import shift_headings
 from .render import compact_png, ensure_diagram
 
 # %% auto #0
@@ -62,12 +63,14 @@ def findings(ctx: ReportContext) -> str:
     if fc and has_metric(fc, "per_coin"):
         cs = coins_of(fc, "per_coin")
         r = [f"per_coin.{c}.mae_vs_rw" for c in cs if has_metric(fc, f"per_coin.{c}.mae_vs_rw")]
-        lo, hi = (fmt_agg(fc, r, 'min', '{:.3f}'), fmt_agg(fc, r, 'max', '{:.3f}')) if r else (None, None)
-        if r and plain_markdown(lo) == plain_markdown(hi):
-            out.append(f"**Prophet forecaster** at the {fmt_metric(fc, 'horizon')}-step horizon: MAE {lo} times the random "
-                       f"walk's on every coin, because its median is the last price (Section 3.4 says why).")
-        elif r: out.append(f"**Prophet forecaster** at the {fmt_metric(fc, 'horizon')}-step horizon: MAE between {lo} and "
-                           f"{hi} times the random walk's (Section 3.4).")
+        same = r and len({format_value(metric(fc, k), "{:.3f}") for k in r}) == 1  # one value: say it once
+        if same:
+            out.append(f"**Prophet forecaster** at the {fmt_metric(fc, 'horizon')}-step horizon: MAE "
+                       f"{fmt_metric(fc, r[0], '{:.3f}')} times the random walk's on every coin, because its median is "
+                       f"the last price (Section 3.4 says why).")
+        elif r: out.append(f"**Prophet forecaster** at the {fmt_metric(fc, 'horizon')}-step horizon: MAE between "
+                           f"{fmt_agg(fc, r, 'min', '{:.3f}')} and {fmt_agg(fc, r, 'max', '{:.3f}')} times the random walk's "
+                           f"(Section 3.4).")
     real = ctx.run("evaluate_real")
     if real and has_metric(real, "summary.mean_roc_auc"):
         out.append(f"**Real data** (Appendix A, {fmt_metric(real, 'summary.coins')} coins, out-of-sample holdout): mean "

@@ -47,16 +47,16 @@ PROSE: dict[str, list[tuple[str, list | None]]] = {
                              ("Calibration, where it helps", [1])]),
             ("13a_train.core", ["The promotion rule"])],
     "3.4f": [("07_forecast", None), ("07_forecast", [("The problem in one paragraph", [0, 2], False)])],
-    "3.5": [("14d_serve.app", None),
+    "3.5": [("14e_serve.app", None),
             ("14a_serve.schemas", ["Architecture"]), ("14b_serve.state", [("Loading and hot-reloading models", 1)]),
-            ("14d_serve.app", [("The routes", 1, "The API")]), ("14e_serve.deploy", [("Latency", 1), "Deployment"])],
+            ("14e_serve.app", [("The routes", 1, "The API")]), ("14f_serve.deploy", [("Latency", 1), "Deployment"])],
     "3.6": [("11f_monitor.health", [("Serving health", [0, 1, 2, 3, 5])]), ("11g_monitor.alerts", [("Alerts", 2)])],
     "4": [("17_schedule", None),
           ("17_schedule", [("Jobs and their schedules", [0, 1]), ("Retraining", [0, 2])]),
           ("11c_monitor.drift", [("Data drift", 1)]), ("11a_monitor.core", [("Counting autocorrelated rows honestly", [0, 1])]),
           ("11e_monitor.performance", [("Concept drift", 1)]), ("11g_monitor.alerts", ["The retraining decision"])],
     "4d": [("18_demo", [("The whole loop: `make demo-drift`", [1], False)])],
-    "5": [("14c_serve.ui", [("The web UI", 3, False)])],
+    "5": [("14d_serve.ui", [("The web UI", 3, False)])],
 }
 
 # %% ../../nbs/15f_report.context.ipynb #6d6612e4

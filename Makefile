@@ -113,8 +113,12 @@ nbtest: $(STAMP) ## run the tests inside the library notebooks (network guard: l
 	PYTHONPATH=$(CURDIR)/tests/netguard NETGUARD_LOG=$(NETGUARD_LOG) $(BIN)/nbdev-test --n-workers 2
 	@if [ -s $(NETGUARD_LOG) ]; then echo "network guard: the notebook tests tried to leave loopback:"; cat $(NETGUARD_LOG); exit 1; fi
 
-pytest: $(STAMP) ## run tests/ (integration, fault injection, API, browser, run-books)
-	$(BIN)/python -m pytest tests $(ARGS)
+# Workers for pytest (pytest-xdist): one per core by default; a file's tests stay on one worker, so its module and
+# session fixtures are built once per worker that runs it. PYTEST_WORKERS=0 runs everything in this process.
+PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
+pytest: $(STAMP) ## run tests/ (integration, fault injection, API, browser, run-books) on every core (PYTEST_WORKERS=0: serially)
+	$(BIN)/python -m pytest tests -n $(PYTEST_WORKERS) --dist loadfile $(ARGS)
 
 lint: $(STAMP) layers ## ruff over notebooks, package and tests, and the layer contracts
 	$(BIN)/ruff check nbs cryptopred tests

@@ -154,6 +154,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'cryptopred.common.md_table': ('common.html#md_table', 'cryptopred/common.py'),
                                    'cryptopred.common.metrics_contract': ('common.html#metrics_contract', 'cryptopred/common.py'),
                                    'cryptopred.common.numbers': ('common.html#numbers', 'cryptopred/common.py'),
+                                   'cryptopred.common.print_size': ('common.html#print_size', 'cryptopred/common.py'),
+                                   'cryptopred.common.print_style': ('common.html#print_style', 'cryptopred/common.py'),
                                    'cryptopred.common.read_jsonl': ('common.html#read_jsonl', 'cryptopred/common.py'),
                                    'cryptopred.common.redact': ('common.html#redact', 'cryptopred/common.py'),
                                    'cryptopred.common.repo_path': ('common.html#repo_path', 'cryptopred/common.py'),

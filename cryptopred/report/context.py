@@ -95,7 +95,8 @@ class ReportContext:
     out_dir: Path  # where the report is written; figures go to out_dir/technical_report_files
     nbs_dir: Path = NBS_DIR  # the library notebooks
     benchmarks: list[ReportRun] = field(default_factory=list)  # reports/benchmarks/*.json
-    screenshot: Path = REPORTS_DIR / "figures" / "frontend.png"  # captured by the browser test
+    screenshot: Path = REPORTS_DIR / "figures" / "frontend.png"  # the app's picture (see `build_report`)
+    screenshot_note: str | None = None  # why the picture is not of this run's app (None: it is)
     real_data_md: Path = REPORTS_DIR / "real_data_evaluation.md"  # written by `make evaluate-real`
     generated_at: datetime = field(default_factory=utcnow)
     written: set = field(default_factory=set)  # the figure files this build wrote
@@ -135,7 +136,7 @@ class ReportContext:
         if not src.is_file(): return not_available(f"{run.id} saved no figure {name}")
         return self.image(src.read_bytes(), f"{run.step}-{name}", caption, f"run {run.id}")
 
-    def panel(self, run: ReportRun, pattern: str, caption: str, ncols: int = 3, cell_width: int = 640) -> str:
+    def panel(self, run: ReportRun, pattern: str, caption: str, ncols: int = 3, cell_width: int | None = None) -> str:
         "The run's figures matching `pattern` (one per coin, in the run's coin order) tiled into one figure."
         found = {p.name: p for p in run.path.glob(pattern)}
         if not found: return not_available(f"{run.id} saved no figure {pattern}")

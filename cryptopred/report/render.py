@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import zlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -24,14 +25,14 @@ import nbformat
 from markdown_it import MarkdownIt
 from PIL import Image
 
-from ..common import atomic_write
+from ..common import atomic_path, atomic_write
 from .check import NOTICE
 from .cite import REPORTS_DIR, TITLE, ReportError
 
 # %% auto #0
-__all__ = ['REPORT_CSS', 'BROWSERS', 'DIAGRAM_SRC', 'DIAGRAM_PNG', 'markdown_to_html', 'find_browser', 'pdf_page_count',
-           'html_to_pdf', 'compact_png', 'panel_png', 'report_notebook', 'png_text', 'render_diagram',
-           'diagram_is_current', 'ensure_diagram']
+__all__ = ['REPORT_CSS', 'BROWSERS', 'CHROMIUM_FLAGS', 'DIAGRAM_SRC', 'DIAGRAM_PNG', 'markdown_to_html', 'find_browser',
+           'pdf_page_count', 'html_to_pdf', 'app_screenshot', 'compact_png', 'panel_png', 'report_notebook', 'png_text',
+           'render_diagram', 'diagram_is_current', 'ensure_diagram']
 
 # %% ../../nbs/15d_report.render.ipynb #790cc852
 REPORT_CSS = """
@@ -46,8 +47,9 @@ h3 { font-size: 1.15em; margin-top: 1.4em; }
 h4, h5 { font-size: 1em; margin-top: 1.1em; }
 p, li { orphans: 3; widows: 3; }
 a { color: #1f4e8c; }
-table { border-collapse: collapse; margin: .8em 0; font-size: .88em; break-inside: avoid; }
-th, td { padding: .25em .65em; border-bottom: 1px solid #d0d5db; vertical-align: top; }
+table { border-collapse: collapse; margin: .8em 0; font-size: 9pt; line-height: 1.3; break-inside: avoid; }
+th, td { padding: .2em .5em; border-bottom: 1px solid #d0d5db; vertical-align: top; }
+td code, th code { font-size: 8.5pt; }
 thead th { border-bottom: 2px solid #4a5562; text-align: left; }
 td[style*="right"], th[style*="right"] { font-variant-numeric: tabular-nums; }
 img { display: block; max-width: 100%; max-height: 150mm; margin: .8em auto .3em; break-inside: avoid; }
@@ -65,7 +67,7 @@ nav.toc > ul { padding-left: 0; }
 nav.toc a { text-decoration: none; color: inherit; }
 @media screen { span.metric { border-bottom: 1px dotted #8a96a3; } }
 @media print { body { max-width: none; margin: 0; padding: 0; } a { color: inherit; text-decoration: none; }
-               img { max-height: 135mm; } }
+               img { max-height: 225mm; } }
 """
 
 # %% ../../nbs/15d_report.render.ipynb #cab8bbf4
@@ -132,10 +134,12 @@ def find_browser() -> str | None:
     "The path of an installed Chromium, or None."
     return next((p for b in BROWSERS if (p := shutil.which(b))), None)
 
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"]  # offline, no first-run or update traffic
+
 def _chromium_cmd(browser: str, profile: str) -> list[str]:
-    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-extensions",
-            "--disable-crash-reporter", "--mute-audio", f"--user-data-dir={profile}"]
+    return [browser, *CHROMIUM_FLAGS, "--disable-sync", "--disable-extensions", "--disable-crash-reporter", "--mute-audio",
+            f"--user-data-dir={profile}"]
 
 def pdf_page_count(path: Path | str) -> int:
     "How many pages a PDF has (its `/Type /Page` objects)."
@@ -167,6 +171,39 @@ def html_to_pdf(
     os.replace(tmp, out)
     return out
 
+# %% ../../nbs/15d_report.render.ipynb #a587d1d6
+def app_screenshot(
+    settings,  # whose app: its home's registry and store
+    out: Path | str,  # where the PNG goes
+    browser: str | None = None,  # Chromium executable (default: found on PATH)
+    timeout: float = 90.0,  # seconds for each step in the page
+) -> Path:
+    "Serve this home's app on 127.0.0.1, predict in headless Chromium and save the page as `out`; ReportError saying why not."
+    browser = browser or find_browser()
+    if not browser: raise ReportError("no Chromium is installed (apt-get install chromium)")
+    try: from playwright.sync_api import sync_playwright
+    except ImportError: raise ReportError("playwright is not installed (`make venv` installs it with the dev extras)") from None
+    from ..serve.deploy import serve_in_thread  # the app (gradio) only when a picture is taken
+    out = Path(out)
+    def shoot(url: str) -> None:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=browser, args=CHROMIUM_FLAGS, headless=True)
+            try:
+                page = b.new_page(viewport={"width": 1360, "height": 1000}, device_scale_factor=1)
+                page.set_default_timeout(timeout * 1000)
+                page.goto(url + "/")
+                page.wait_for_selector("#cp-banner .cp-banner")  # the load event ran
+                page.locator("#cp-predict").click()
+                page.wait_for_selector("#cp-prob"); page.wait_for_selector("#cp-chart img")
+                page.wait_for_timeout(300)  # let the chart finish painting
+                with atomic_path(out) as tmp: page.screenshot(path=str(tmp), full_page=True, type="png")
+            finally: b.close()
+    with serve_in_thread(settings) as url, ThreadPoolExecutor(1) as pool:
+        try: pool.submit(shoot, url).result()
+        except ReportError: raise
+        except Exception as e: raise ReportError(f"the browser could not photograph the app at {url}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    return out
+
 # %% ../../nbs/15d_report.render.ipynb #13c7ce0b
 def compact_png(data: bytes, max_width: int = 1600, colors: int = 256) -> bytes:
     "The same picture, smaller: at most `max_width` pixels wide, `colors` colours (kept only when it is smaller)."
@@ -183,12 +220,13 @@ def compact_png(data: bytes, max_width: int = 1600, colors: int = 256) -> bytes:
 def panel_png(
     paths: Iterable[Path | str],  # the pictures, in reading order
     ncols: int = 2,  # pictures per row
-    cell_width: int = 800,  # each picture is scaled to this width, pixels
+    cell_width: int | None = None,  # each picture is scaled to this width, pixels (default: the widest one's)
     gap: int = 16,  # white space between pictures, pixels
 ) -> bytes:
     "One picture tiling several: row by row, `ncols` to a row, each scaled to the same width."
     ims = [Image.open(p).convert("RGB") for p in paths]
     if not ims: raise ReportError("panel_png needs at least one picture")
+    cell_width = cell_width or max(im.width for im in ims)
     ims = [im.resize((cell_width, round(im.height * cell_width / im.width)), Image.LANCZOS) for im in ims]
     ncols = max(1, min(ncols, len(ims)))
     rows = [ims[i : i + ncols] for i in range(0, len(ims), ncols)]

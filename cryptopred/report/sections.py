@@ -168,7 +168,8 @@ def preprocessing(ctx: ReportContext) -> str:
         cited_table(run, coins_of(run, "cleaning"), [
             Col("rows in", "cleaning.{row}.rows_in", "{:,}"), Col("rows out", "cleaning.{row}.rows_out", "{:,}"),
             Col("quarantined", "cleaning.{row}.rows_quarantined"), Col("off grid", "cleaning.{row}.rows_off_grid"),
-            Col("merged", "cleaning.{row}.rows_merged"), Col("trimmed", "cleaning.{row}.rows_trimmed"),
+            Col("merged", "cleaning.{row}.rows_merged"), Col("trimmed", "cleaning.{row}.rows_trimmed")]),
+        cited_table(run, coins_of(run, "cleaning"), [
             Col("gaps", "cleaning.{row}.gaps_found"), Col("filled", "cleaning.{row}.gaps_filled"),
             Col("left", "cleaning.{row}.gaps_left"), Col("outliers", "cleaning.{row}.outliers_flagged"),
             Col("cap unknown", "cleaning.{row}.market_cap_missing"), Col("volume unknown", "cleaning.{row}.volume_missing")]),
@@ -237,6 +238,21 @@ def _pool_text(clf: ReportRun) -> str:
             f"training rows plus the other coins' rows up to its own last training day (none newer), and is scored on "
             f"its own holdout.")
 
+def _cv_against_constant(clf: ReportRun, coins: list[str]) -> str:
+    "The sentence a reader needs when a chosen model's inner-CV log loss is worse than the constant forecast's."
+    k = lambda c, m: f"evaluation.{c}.{m}"
+    worse = [c for c in coins if has_metric(clf, k(c, "inner_loss")) and has_metric(clf, k(c, "inner_loss_climatology"))
+             and metric(clf, k(c, "inner_loss")) > metric(clf, k(c, "inner_loss_climatology"))]
+    if not worse: return ("On every coin the chosen model's inner-CV log loss is below the constant forecast's "
+                          "(climatology: always the training up-rate).")
+    pairs = "; ".join(f"{c} {fmt_metric(clf, k(c, 'inner_loss'), '{:.4f}')} against {fmt_metric(clf, k(c, 'inner_loss_climatology'), '{:.4f}')}"
+                      for c in worse)
+    every = "every coin" if len(worse) == len(coins) else f"{', '.join(worse)} ({len(worse)} of {len(coins)} coins)"
+    return (f"**CV worse than constant.** On {every} the chosen model's inner-CV log loss is worse than that of the "
+            f"constant forecast that always says the training up-rate ({pairs}): in cross-validation the model did not "
+            f"beat a constant, so the selection kept the best of the families searched, not a model with skill. The "
+            f"holdout results below are to be read against the same baselines.")
+
 def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
     "The direction classifier's set-up, choices, holdout metrics, baselines, figures, backtest and promotion."
     if (gap := ctx.need(clf, *needs("3.4", "train_classifier")[:6])): return gap
@@ -256,6 +272,7 @@ def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
                         fmt_metric(clf, f"evaluation.{c}.inner_loss", "{:.4f}") if has_metric(clf, f"evaluation.{c}.inner_loss") else "–",
                         fmt_metric(clf, f"evaluation.{c}.inner_loss_climatology", "{:.4f}") if has_metric(clf, f"evaluation.{c}.inner_loss_climatology") else "–"]
                        for c in cs if has_metric(clf, f"params.{c}")], "llllrr")
+    chosen = join_parts(chosen, _cv_against_constant(clf, cs))
     ho = "holdout.{row}."
     metrics_t = cited_table(clf, cs, [Col("n", ho + "n"), Col("ROC-AUC", ho + "roc_auc", "{:.3f}"),
                                       Col("accuracy", ho + "accuracy", "{:.3f}"), Col("Brier skill", ho + "brier_skill", "{:+.3f}"),
@@ -483,13 +500,18 @@ def evaluation_strategy(ctx: ReportContext) -> str:
 
 # %% ../../nbs/15g_report.sections.ipynb #dd9eb154
 def frontend(ctx: ReportContext) -> str:
-    "5. The screenshot the browser test captured, with the serving notebook's tour of the UI."
-    if not ctx.screenshot.is_file():
-        shot = not_available("no screenshot of the web app (the browser test saves `reports/figures/frontend.png` when run by `make screenshot`)", "make screenshot")
+    "5. The app this run serves, photographed as the report was built (else the committed picture and why), and the UI tour."
+    if ctx.screenshot_note is None and ctx.screenshot.is_file():
+        shot = ctx.image(ctx.screenshot.read_bytes(), "frontend.png", "the Gradio web app this pipeline serves (its "
+                         "registry's champions and its store), photographed in headless Chromium while this report was built")
+    elif not ctx.screenshot.is_file():
+        shot = not_available(f"no picture of the web app: this run's app was not photographed ({ctx.screenshot_note}) "
+                             "and there is no committed `reports/figures/frontend.png`", "make screenshot")
     else:
         shot = ctx.image(ctx.screenshot.read_bytes(), "frontend.png", "the Gradio web app served by FastAPI, in headless "
                          "Chromium (simulated data). This is the committed picture from the last `make screenshot`, not a "
                          "picture of the app this pipeline serves: its data date and model versions are that run's")
+        shot = join_parts(f"This run's app was not photographed: {ctx.screenshot_note}.", shot)
     return join_parts(shot, section_prose(ctx, "5"))
 
 def repository_url(settings: Settings | None = None) -> str | None:
@@ -548,8 +570,9 @@ def appendix_real_data(ctx: ReportContext) -> str:
 def appendix_benchmarks(ctx: ReportContext) -> str:
     "B. Every benchmark row, cited from reports/benchmarks/*.json."
     if not ctx.benchmarks: return not_available("no benchmark results (`reports/benchmarks/*.json`)", "make bench")
-    return join_parts("Measured on this project's shared 2-core machine by `make bench` (median wall time of the timed runs; "
-                 "`reports/benchmarks.md` has the notes of every row):", benchmarks_markdown(ctx.benchmarks, cite=True, notes=False))
+    goals = benchmarks_markdown(ctx.benchmarks, cite=True, notes=False, goals_only=True)
+    return join_parts("The benchmarks with a goal, measured on this project's shared 2-core machine by `make bench` (median "
+                      "wall time of the timed runs). `reports/benchmarks.md` has every measured row, with its notes:", goals)
 
 def appendix_runs(ctx: ReportContext) -> str:
     "C. The runs this report was built from."

@@ -260,7 +260,7 @@ PRINT_FONT_PT = 8.0  # the smallest text a figure may have at its printed size
 PRINT_RC = {"font.size": 8.5, "axes.titlesize": 9, "axes.labelsize": 8.5, "xtick.labelsize": 8, "ytick.labelsize": 8,
             "legend.fontsize": 8, "legend.title_fontsize": 8, "figure.titlesize": 9.5}
 
-def print_size(cols: int = 1, height: float = 3.0, gap: float = 0.1) -> tuple[float, float]:
+def print_size(cols: int = 1, height: float = 3.0, gap: float = 0.2) -> tuple[float, float]:
     "(width, height) in inches of a figure that prints at the size it is drawn as one of `cols` across the report's page."
     return ((PRINT_WIDTH_IN - gap * (cols - 1)) / cols, height)
 

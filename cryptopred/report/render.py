@@ -38,11 +38,11 @@ __all__ = ['REPORT_CSS', 'BROWSERS', 'CHROMIUM_FLAGS', 'DIAGRAM_SRC', 'DIAGRAM_P
 REPORT_CSS = """
 *, *::before, *::after { box-sizing: border-box; }
 @page { size: A4; margin: 16mm 15mm 18mm; }
-html { font: 10.5pt/1.45 "DejaVu Serif", Georgia, serif; color: #1a1a1a; }
+html { font: 10pt/1.4 "DejaVu Serif", Georgia, serif; color: #1a1a1a; }
 body { max-width: 50em; margin: 2em auto; padding: 0 1.2em; }
 h1, h2, h3, h4, h5 { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; break-after: avoid; line-height: 1.25; }
 h1 { font-size: 1.8em; margin: 0 0 .5em; }
-h2 { font-size: 1.35em; margin-top: 1.8em; padding-bottom: .15em; border-bottom: 1px solid #8a96a3; }
+h2 { font-size: 1.35em; margin-top: 1.5em; padding-bottom: .15em; border-bottom: 1px solid #8a96a3; }
 h3 { font-size: 1.15em; margin-top: 1.4em; }
 h4, h5 { font-size: 1em; margin-top: 1.1em; }
 p, li { orphans: 3; widows: 3; }

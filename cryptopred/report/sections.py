@@ -485,7 +485,7 @@ def _timeline_table(timeline: list[dict]) -> str:
         t = datetime.fromisoformat(str(e["time"]).replace("Z", "+00:00"))
         detail = str(e.get("detail") or "")
         rows.append([f"{(t - t0).total_seconds():.0f}", html.escape(str(e["step"])),
-                     html.escape(detail[:110] + ("…" if len(detail) > 110 else "")).replace("|", "/")])
+                     html.escape(detail[:80] + ("…" if len(detail) > 80 else "")).replace("|", "/")])
     return md_table(["after (s)", "step", "detail"], rows, "rll")
 
 def evaluation_strategy(ctx: ReportContext) -> str:

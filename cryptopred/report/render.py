@@ -37,8 +37,8 @@ __all__ = ['REPORT_CSS', 'BROWSERS', 'CHROMIUM_FLAGS', 'DIAGRAM_SRC', 'DIAGRAM_P
 # %% ../../nbs/15d_report.render.ipynb #790cc852
 REPORT_CSS = """
 *, *::before, *::after { box-sizing: border-box; }
-@page { size: A4; margin: 16mm 15mm 18mm; }
-html { font: 10pt/1.4 "DejaVu Serif", Georgia, serif; color: #1a1a1a; }
+@page { size: A4; margin: 13mm 14mm 15mm; }
+html { font: 10pt/1.35 "DejaVu Serif", Georgia, serif; color: #1a1a1a; }
 body { max-width: 50em; margin: 2em auto; padding: 0 1.2em; }
 h1, h2, h3, h4, h5 { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; break-after: avoid; line-height: 1.25; }
 h1 { font-size: 1.8em; margin: 0 0 .5em; }
@@ -46,6 +46,7 @@ h2 { font-size: 1.35em; margin-top: 1.5em; padding-bottom: .15em; border-bottom:
 h3 { font-size: 1.15em; margin-top: 1.4em; }
 h4, h5 { font-size: 1em; margin-top: 1.1em; }
 p, li { orphans: 3; widows: 3; }
+p { margin: .55em 0; }
 a { color: #1f4e8c; }
 table { border-collapse: collapse; margin: .8em 0; font-size: 9pt; line-height: 1.3; break-inside: avoid; }
 th, td { padding: .2em .5em; border-bottom: 1px solid #d0d5db; vertical-align: top; }

@@ -248,7 +248,7 @@ def test_diagram_renders_offline_and_the_committed_png_is_current(tmp_path):
     png = render_diagram(DIAGRAM_SRC, tmp_path / "p.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
     assert diagram_is_current(png, DIAGRAM_SRC) and "cryptopred-source-sha256" in png_text(png)
-    svg = render_diagram(DIAGRAM_SRC, tmp_path / "p.svg").read_text()
+    svg = render_diagram(DIAGRAM_SRC, tmp_path / "p.svg", dpi=72).read_text()  # 72 dpi: the SVG's points are the printed size
     for label in ["CoinGecko API", "Preprocessing", "Features: returns", "Prophet forecaster", "Model registry",
                   "FastAPI + Gradio", "Serving (Docker)", "Data drift", "Latency &amp; errors", "Alerts",
                   "Retraining trigger"]:

@@ -507,15 +507,14 @@ def plot_equity(
     title: str = "Long/flat backtest",  # figure title
 ) -> Figure:
     "Equity curves of the strategy and of buy-and-hold (log scale), with the headline numbers in the legend."
-    fig, ax = _fig(2, 2.3)
+    fig, ax = _fig(3, 2.3)
     b = backtest
     with print_style():
-        ax.plot(b.equity.index, b.equity.to_numpy(), label=f"long/flat {b.total_return:+.0%}, Sharpe {b.sharpe:.2f}")
-        ax.plot(b.buy_hold_equity.index, b.buy_hold_equity.to_numpy(), label=f"buy & hold {b.buy_hold_return:+.0%}, "
-                f"Sharpe {b.buy_hold_sharpe:.2f}")
-        ax.set(yscale="log", ylabel="equity (start = 1)", title=f"{title} (fees {b.fee_bps:g} bps/side)")
+        ax.plot(b.equity.index, b.equity.to_numpy(), label=f"long/flat {b.total_return:+.0%}")
+        ax.plot(b.buy_hold_equity.index, b.buy_hold_equity.to_numpy(), label=f"buy & hold {b.buy_hold_return:+.0%}")
+        ax.set(yscale="log", ylabel="equity (start = 1)", title=title)
         ax.yaxis.set_major_formatter(ScalarFormatter()); ax.yaxis.set_minor_formatter(ScalarFormatter())
         if isinstance(b.equity.index, pd.DatetimeIndex):
             loc = AutoDateLocator(); ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(ConciseDateFormatter(loc))
-        ax.legend(loc="upper left")
+        ax.legend(loc="upper left", title=f"fees {b.fee_bps:g} bps/side", alignment="left")
     return fig

@@ -368,15 +368,15 @@ def plot_forecast(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import ScalarFormatter
     lp = log_price_series(frame, granularity).iloc[-history_steps:]
-    with print_style():  # drawn at its printed size: two across the report's page
-        fig, ax = plt.subplots(figsize=print_size(2, 2.4), layout="constrained")
+    with print_style():  # drawn at its printed size: three across the report's page
+        fig, ax = plt.subplots(figsize=print_size(3, 2.3), layout="constrained")
         ax.plot(lp.index, np.exp(lp), color="k", lw=1, label="price")
         ax.fill_between(fc.timestamp, fc.yhat_lower_95, fc.yhat_upper_95, color="C0", alpha=0.15, label="95%")
         ax.fill_between(fc.timestamp, fc.yhat_lower_80, fc.yhat_upper_80, color="C0", alpha=0.3, label="80%")
         ax.plot(fc.timestamp, fc.yhat, color="C0", lw=1.5, label="median")
         ax.set_yscale("log"); ax.yaxis.set_major_formatter(ScalarFormatter()); ax.yaxis.set_minor_formatter(ScalarFormatter())
         ax.legend(loc="upper left", ncol=2); ax.set_title(title or "Prophet forecast with 80%/95% bands")
-        loc = mdates.AutoDateLocator(maxticks=5); ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
+        loc = mdates.AutoDateLocator(maxticks=4); ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
     return fig
 
 # %% ../nbs/07_forecast.ipynb #98cc9549

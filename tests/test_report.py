@@ -200,8 +200,8 @@ def test_figures_are_drawn_at_their_printed_size():
     figures = {  # name: (figure, how many share the page's width in the report)
         "roc": (plot_roc(y, p, others={"momentum": 1 - p}, title="ROC, ethereum holdout"), 3),
         "calibration": (plot_calibration(y, p, title="Calibration, ethereum holdout"), 3),
-        "backtest": (plot_equity(backtest_long_flat(pd.Series(p, idx), ret, 0.5, 10, 365), title="Long/flat, ethereum"), 2),
-        "forecast": (plot_forecast(frame, fc, "daily", title="ethereum: forecast from 2026-07-19 00:00"), 2),
+        "backtest": (plot_equity(backtest_long_flat(pd.Series(p, idx), ret, 0.5, 10, 365), title="Long/flat, ethereum"), 3),
+        "forecast": (plot_forecast(frame, fc, "daily", title="ethereum from 2026-07-19"), 3),
         "importance": (plot_importance({c: {f"ret_lag_{i}": rng.normal() for i in range(15)} for c in "abcde"}), 1)}
     for name, (fig, across) in figures.items():
         buf = io.BytesIO()

@@ -53,6 +53,7 @@ th, td { padding: .2em .5em; border-bottom: 1px solid #d0d5db; vertical-align: t
 td code, th code { font-size: 8.5pt; }
 thead th { border-bottom: 2px solid #4a5562; text-align: left; }
 td[style*="right"], th[style*="right"] { font-variant-numeric: tabular-nums; }
+td.nowrap { white-space: nowrap; }
 img { display: block; max-width: 100%; max-height: 150mm; margin: .8em auto .3em; break-inside: avoid; }
 p:has(> img) + p > em:only-child { display: block; text-align: center; font-size: .9em; color: #444; }
 blockquote { margin: 1em 0; padding: .4em 1em; border-left: 4px solid #8a96a3; background: #f4f6f8; }
@@ -103,6 +104,8 @@ def _toc(heads: list[tuple[int, str, str]]) -> str:
         out.append(f'<li><a href="#{slug}">{text}</a></li>')
     return "".join(out + ["</ul>"] * (depth - 1) + ["</nav>"])
 
+_DATE_CELL = re.compile(r"(<td\b[^>]*?)(>\s*(?:<span\b[^>]*>)?\d{4}-\d\d-\d\d[\d:T ]{0,9}(?:</span>)?\s*</td>)")
+
 def markdown_to_html(
     md: str,  # the report's Markdown
     base_dir: Path | str = ".",  # folder its image links are relative to
@@ -121,6 +124,7 @@ def markdown_to_html(
         if NOTICE in quoted: t.attrSet("class", "notice")
         if "SIMULATED DATA" in quoted: t.attrSet("class", "simulated")
     body = _embed_images(parser.renderer.render(tokens, parser.options, {}), Path(base_dir))
+    body = _DATE_CELL.sub(lambda m: m.group(1) + ' class="nowrap"' + m.group(2), body)  # a date is not broken at its hyphens
     nav = [h for h in heads if h[0] in (2, 3)]
     if toc and nav and "<h2" in body: body = body.replace("<h2", _toc(nav) + "<h2", 1)
     title = title or next((t for lvl, t, _ in heads if lvl == 1), "Report")

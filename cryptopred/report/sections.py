@@ -267,12 +267,16 @@ def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
                               Col("to", ev + "train_end", "{:.10}", "l"), Col("pooled rows", ev + "pooled_train"), Col("embargo", ev + "embargo"),
                               Col("holdout rows", ev + "holdout"), Col("from", ev + "holdout_start", "{:.10}", "l"),
                               Col("to", ev + "holdout_end", "{:.10}", "l")]))
-    chosen = md_table(["coin", "family", "calibration", "parameters", "inner-CV log loss", "climatology's"],
-                      [[c, fmt_metric(clf, f"params.{c}.family"), fmt_metric(clf, f"params.{c}.calibration"), _params_text(clf, c),
+    with_params = [c for c in cs if has_metric(clf, f"params.{c}")]
+    shared = len(with_params) > 1 and all(metric(clf, f"params.{c}") == metric(clf, f"params.{with_params[0]}") for c in with_params)
+    chosen = md_table(["coin", "family", "calibration", *([] if shared else ["parameters"]), "inner-CV log loss", "climatology's"],
+                      [[c, fmt_metric(clf, f"params.{c}.family"), fmt_metric(clf, f"params.{c}.calibration"),
+                        *([] if shared else [_params_text(clf, c)]),
                         fmt_metric(clf, f"evaluation.{c}.inner_loss", "{:.4f}") if has_metric(clf, f"evaluation.{c}.inner_loss") else "–",
                         fmt_metric(clf, f"evaluation.{c}.inner_loss_climatology", "{:.4f}") if has_metric(clf, f"evaluation.{c}.inner_loss_climatology") else "–"]
-                       for c in cs if has_metric(clf, f"params.{c}")], "llllrr")
-    chosen = join_parts(chosen, _cv_against_constant(clf, cs))
+                       for c in with_params], "lll" + ("" if shared else "l") + "rr")
+    once = f"Every coin's model has the same parameters (one pooled selection): {_params_text(clf, with_params[0])}." if shared else ""
+    chosen = join_parts(chosen, once, _cv_against_constant(clf, cs))
     ho = "holdout.{row}."
     metrics_t = cited_table(clf, cs, [Col("n", ho + "n"), Col("ROC-AUC", ho + "roc_auc", "{:.3f}"),
                                       Col("accuracy", ho + "accuracy", "{:.3f}"), Col("Brier skill", ho + "brier_skill", "{:+.3f}"),
@@ -299,7 +303,7 @@ def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
         sub("ROC and calibration", ctx.panel(clf, "roc_*.png", "ROC curves on the holdout, one panel per coin"),
             ctx.panel(clf, "calibration_*.png", "reliability of P(up) on the holdout, one panel per coin")),
         sub("Backtest", "A long/flat strategy on the holdout: long when P(up) > 0.5, flat otherwise, against buy and hold:",
-            back_t, ctx.panel(clf, "backtest_*.png", "equity of long/flat against buy and hold on the holdout", ncols=2)))
+            back_t, ctx.panel(clf, "backtest_*.png", "equity of long/flat against buy and hold on the holdout")))
 
 # %% ../../nbs/15g_report.sections.ipynb #18033902
 def forecaster_results(ctx: ReportContext, fc: ReportRun) -> str:
@@ -324,7 +328,7 @@ def forecaster_results(ctx: ReportContext, fc: ReportRun) -> str:
         "MAE relative to the random walk at every horizon evaluated (below 1: better than the last price):", by_h,
         "The tuned parameters per coin (the window of returns Prophet sees, the shrink of its drift, the interval "
         "calibration):", par,
-        ctx.panel(fc, "forecast_*.png", "the champion forecaster's path with 80% and 95% bands after the last stored day", ncols=2))
+        ctx.panel(fc, "forecast_*.png", "the champion forecaster's path with 80% and 95% bands after the last stored day"))
 
 def promotions(ctx: ReportContext, clf: ReportRun | None, fc: ReportRun | None) -> str:
     "Per coin and model kind: the version registered, whether the registry's rule promoted it, and why."
@@ -560,12 +564,9 @@ def appendix_real_data(ctx: ReportContext) -> str:
             f"coins; accuracy above the best baseline at the 5% level on {fmt_metric(real, 'summary.beats_best_baseline')}; "
             f"long/flat above buy-and-hold on {fmt_metric(real, 'summary.beats_buy_hold')}; highest holdout accuracy "
             f"{fmt_metric(real, 'summary.max_accuracy', '{:.3f}')} (above 0.6 would suggest leakage).")
-    cap, committed = "holdout ROC-AUC and Brier skill per coin with 95% intervals", ctx.real_data_md.parent / "figures" / "real_data_auc_by_coin.png"
-    fig = ctx.figure(real, "auc_by_coin.png", cap) if real.record and (real.path / "auc_by_coin.png").is_file() else \
-        ctx.image(committed.read_bytes(), "real_data_auc_by_coin.png", cap, f"`reports/figures/{committed.name}`") \
-        if not real.record and committed.is_file() else ""
-    return join_parts(head, "Intervals are 95% block-bootstrap intervals; returns include 10 bps fees per side.", table, fig,
-                 f"The full page, with the per-coin figures: `reports/{ctx.real_data_md.name}`.")
+    # the table holds every interval the page's figure draws: the report shows the numbers once
+    return join_parts(head, "Intervals are 95% block-bootstrap intervals; returns include 10 bps fees per side.", table,
+                      f"The full page, with its figures (these intervals drawn per coin, and more): `reports/{ctx.real_data_md.name}`.")
 
 def appendix_benchmarks(ctx: ReportContext) -> str:
     "B. Every benchmark row, cited from reports/benchmarks/*.json."

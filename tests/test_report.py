@@ -35,6 +35,7 @@ from cryptopred.report.prose import empty_sections, readme_text, unicode_math
 from cryptopred.report.render import (
     DIAGRAM_PNG,
     DIAGRAM_SRC,
+    app_screenshot,
     diagram_is_current,
     ensure_diagram,
     html_to_pdf,
@@ -162,6 +163,9 @@ def test_missing_runs_render_notices_that_block_a_final_report(small, tmp_path):
     for step, how in [("train_classifier", "make train"), ("profile", "make profile"), ("demo_drift", "make demo-drift")]:
         assert f"> **{NOTICE}** no `{step}` run yet: run `{how}`." in md
     assert "failed (ValueError: too few rows)" in md
+    # no champion to serve: section 5 says this run's app was not photographed, and why, beside the committed picture
+    assert res.screenshot_skipped == "the registry has no champion to serve (run `make train`)"
+    assert f"This run's app was not photographed: {res.screenshot_skipped}." in md and "the committed picture" in md
     joined = "\n".join(res.problems)
     for where in ["3.2 Preprocessing", "3.3 Feature Engineering", "3.4 Model Training", "3.5 Deployment",
                   "4. Evaluation and Monitoring Strategy", "Appendix B. Benchmarks"]:
@@ -233,6 +237,13 @@ def test_repository_link_is_configurable(tmp_path):
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
     assert "Repository =" not in pyproject and ".invalid" not in pyproject
     assert repository_url(Settings(home=tmp_path)) is None
+
+
+def test_the_app_is_not_photographed_without_chromium(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ReportError, match=r"no Chromium is installed \(apt-get install chromium\)"):
+        app_screenshot(Settings(home=tmp_path), tmp_path / "app.png")
+    assert not (tmp_path / "app.png").exists()
 
 
 def test_pdf_printing_fails_clearly_without_a_browser(tmp_path):

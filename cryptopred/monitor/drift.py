@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -190,5 +191,6 @@ def drift_figure(
             if i == 0: ax.set_ylabel("cumulative share"); ax.legend(loc="lower right")
         _score_table(fig.add_subplot(gs[1, :]), report.table, max_rows)
         what = ", ".join(f"{k}={v}" for k, v in report.meta.items())
-        fig.suptitle(f"Data drift: {report.status}" + (f"  ({what})" if what else ""), color=_COLORS[report.status])
+        title = f"Data drift: {report.status}" + (f" ({what})" if what else "")
+        fig.suptitle(textwrap.fill(title, 90), color=_COLORS[report.status])  # fits the printed width
     return fig

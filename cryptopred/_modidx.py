@@ -1110,6 +1110,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'cryptopred/report/render.py'),
                                           'cryptopred.report.render._md_output': ( 'report.render.html#_md_output',
                                                                                    'cryptopred/report/render.py'),
+                                          'cryptopred.report.render._photo_home': ( 'report.render.html#_photo_home',
+                                                                                    'cryptopred/report/render.py'),
                                           'cryptopred.report.render._png_chunks': ( 'report.render.html#_png_chunks',
                                                                                     'cryptopred/report/render.py'),
                                           'cryptopred.report.render._sha256': ('report.render.html#_sha256', 'cryptopred/report/render.py'),

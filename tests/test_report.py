@@ -105,6 +105,8 @@ def test_report_from_a_small_simulated_pipeline(small):
     assert "No public repository is configured" in md and "<script" not in html
     # section 5 shows the app this pipeline served, photographed as the report was built
     assert rep["screenshot_skipped"] is None and "photographed in headless Chromium while this report was built" in md
+    # ... from a home of its own for the prediction log: the picture's prediction never reaches the monitor
+    assert not list((s.monitoring_dir / "predictions").glob("*.jsonl"))
     # numbers equal to what the runs wrote, read here from their metrics.json
     ing = json.loads((runs["ingest"].path / "metrics.json").read_text())
     rows = _shown(html, "per_coin.bitcoin.rows")

@@ -177,6 +177,16 @@ def html_to_pdf(
     return out
 
 # %% ../../nbs/15d_report.render.ipynb #a587d1d6
+def _photo_home(settings, tmp: Path):
+    "Settings whose home links to `settings`' store, registry, runs and monitoring, with a prediction log of its own."
+    home = Path(settings.home)
+    for p in (home.iterdir() if home.is_dir() else []):
+        if p.name not in ("monitoring", "reports"): (tmp / p.name).symlink_to(p.resolve())
+    (mon := tmp / "monitoring").mkdir()
+    for p in (settings.monitoring_dir.iterdir() if settings.monitoring_dir.is_dir() else []):
+        if p.name != "predictions": (mon / p.name).symlink_to(p.resolve())
+    return settings.model_copy(update={"home": tmp})
+
 def app_screenshot(
     settings,  # whose app: its home's registry and store
     out: Path | str,  # where the PNG goes
@@ -203,7 +213,8 @@ def app_screenshot(
                 page.wait_for_timeout(300)  # let the chart finish painting
                 with atomic_path(out) as tmp: page.screenshot(path=str(tmp), full_page=True, type="png")
             finally: b.close()
-    with serve_in_thread(settings) as url, ThreadPoolExecutor(1) as pool:
+    with tempfile.TemporaryDirectory(prefix="cryptopred-photo-") as tmp, \
+            serve_in_thread(_photo_home(settings, Path(tmp))) as url, ThreadPoolExecutor(1) as pool:
         try: pool.submit(shoot, url).result()
         except ReportError: raise
         except Exception as e: raise ReportError(f"the browser could not photograph the app at {url}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None

@@ -314,7 +314,7 @@ class ClassifierEvaluation:
         return {"roc": plot_roc(self.y, self.prob, title=f"ROC, {t}"),
                 "calibration": plot_calibration(self.y, self.prob, title=f"Calibration, {t}"),
                 "confusion": plot_confusion(self.y, self.prob, title=f"Confusion matrix, {t}"),
-                "backtest": plot_equity(self.backtest, title=f"Long/flat backtest, {t}")}
+                "backtest": plot_equity(self.backtest, title=f"Long/flat, {t}")}
 
 # %% ../nbs/08_classify.ipynb #38158cd0
 def _climatology_loss(y: pd.Series, cv: WalkForwardCV, scoring: str) -> tuple[float, float]:

@@ -25,12 +25,13 @@ try: import fcntl
 except ImportError: fcntl = None  # Windows: one writer process per file
 
 # %% auto #0
-__all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'GRIDS', 'GRANULARITIES', 'CONTRACTS', 'NAME', 'COIN_ID', 'COIN_NAMES', 'PROPHET_LOGGERS',
-           'CryptopredError', 'ConfigError', 'in_checkout', 'repo_path', 'Grid', 'grid_of', 'granularity_step',
-           'utcnow', 'to_utc', 'iso', 'stamp', 'fsync_dir', 'atomic_path', 'atomic_write', 'is_temporary',
-           'to_jsonable', 'write_json', 'append_lines', 'append_jsonl', 'read_jsonl', 'MetricsContractError',
-           'flat_keys', 'MetricsContract', 'metrics_contract', 'md_table', 'save_figure', 'redact', 'check_name',
-           'numbers', 'coin_list', 'coin_name', 'coin_label', 'resolve_coin', 'silence_prophet']
+__all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'GRIDS', 'GRANULARITIES', 'CONTRACTS', 'PRINT_WIDTH_IN', 'PRINT_FONT_PT', 'PRINT_RC',
+           'NAME', 'COIN_ID', 'COIN_NAMES', 'PROPHET_LOGGERS', 'CryptopredError', 'ConfigError', 'in_checkout',
+           'repo_path', 'Grid', 'grid_of', 'granularity_step', 'utcnow', 'to_utc', 'iso', 'stamp', 'fsync_dir',
+           'atomic_path', 'atomic_write', 'is_temporary', 'to_jsonable', 'write_json', 'append_lines', 'append_jsonl',
+           'read_jsonl', 'MetricsContractError', 'flat_keys', 'MetricsContract', 'metrics_contract', 'md_table',
+           'print_size', 'print_style', 'save_figure', 'redact', 'check_name', 'numbers', 'coin_list', 'coin_name',
+           'coin_label', 'resolve_coin', 'silence_prophet']
 
 # %% ../nbs/00_common.ipynb #20b5a618
 class CryptopredError(Exception):
@@ -254,11 +255,25 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str | 
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
     return "\n".join(out + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
 
-def save_figure(run_dir: Path | str, fig, name: str, dpi: int = 110) -> Path:
+PRINT_WIDTH_IN = 7.0  # the technical report's text width printed on A4 (180 mm), inches
+PRINT_FONT_PT = 8.0  # the smallest text a figure may have at its printed size
+PRINT_RC = {"font.size": 8.5, "axes.titlesize": 9, "axes.labelsize": 8.5, "xtick.labelsize": 8, "ytick.labelsize": 8,
+            "legend.fontsize": 8, "legend.title_fontsize": 8, "figure.titlesize": 9.5}
+
+def print_size(cols: int = 1, height: float = 3.0, gap: float = 0.2) -> tuple[float, float]:
+    "(width, height) in inches of a figure that prints at the size it is drawn as one of `cols` across the report's page."
+    return ((PRINT_WIDTH_IN - gap * (cols - 1)) / cols, height)
+
+def print_style():
+    "A context in which new matplotlib figures get `PRINT_RC`'s fonts: at least `PRINT_FONT_PT` when drawn at `print_size`."
+    import matplotlib
+    return matplotlib.rc_context(PRINT_RC)
+
+def save_figure(run_dir: Path | str, fig, name: str, dpi: int = 200) -> Path:
     "Save a matplotlib figure as `run_dir/name` (PNG) and close it."
     import matplotlib.pyplot as plt  # pyplot only to close the figure; importing it is slow, and most callers never draw
     path = Path(run_dir) / (name if name.endswith(".png") else f"{name}.png")
-    with atomic_path(path) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    with atomic_path(path) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", pad_inches=0.02, format="png")
     plt.close(fig)
     return path
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +22,12 @@ from .data.simulated import SimulatedMarket
 from .data.store import Store
 from .monitor.alerts import read_alerts
 from .schedule import ScheduleError, Scheduler, StepOutcome, champions, retrain
-from .serve.app import create_app
+from .serve.deploy import serve_in_thread
 from .train.run import train_all
 
 # %% auto #0
 __all__ = ['DEMO_COINS', 'QUICK_CLASSIFIER', 'DEMO_DRIFT_METRICS', 'demo_home_settings', 'make_demo_home', 'DemoResult',
-           'serve_in_thread', 'demo_drift', 'demo_settings', 'demo_checks', 'demo_metrics']
+           'demo_drift', 'demo_settings', 'demo_checks', 'demo_metrics']
 
 # %% ../nbs/18_demo.ipynb #e72acca8
 DEMO_COINS = ("bitcoin", "ethereum")
@@ -82,28 +80,6 @@ class DemoResult:
     seconds: float = 0.0  # wall time of the whole demo
 
     def to_dict(self) -> dict: return to_jsonable(asdict(self))
-
-# %% ../nbs/18_demo.ipynb #e2b545e6
-@contextmanager
-def serve_in_thread(settings: Settings) -> Iterator[str]:
-    "The app (JSON API, no UI) under uvicorn on a free loopback port in a thread; yields its base URL."
-    import uvicorn
-
-    started = threading.Event()
-    class _Server(uvicorn.Server):
-        async def startup(self, sockets=None):
-            await super().startup(sockets)
-            started.set()
-    server = _Server(uvicorn.Config(create_app(settings, ui=False), host="127.0.0.1", port=0, log_level="warning",
-                                    lifespan="on"))
-    thread = threading.Thread(target=server.run, name="cryptopred-demo-app", daemon=True)
-    thread.start()
-    try:
-        if not started.wait(120) or not server.servers: raise ScheduleError("the app did not start within 120 s")
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 # %% ../nbs/18_demo.ipynb #2cca4ef9
 def _served(url: str, coins: Iterable[str]) -> dict[str, dict]:
@@ -160,7 +136,7 @@ def demo_drift(
     res.initial = first.to_dict()
     if not first.ok: raise ScheduleError(f"the first training failed: {[x.error for x in first.steps if not x.ok]}")
     step("first champions", ", ".join(f"{k}/{c} {o['after']}" for k, cs in first.outcome.items() for c, o in cs.items()))
-    with serve_in_thread(s) as url:
+    with serve_in_thread(s, ui=False) as url:
         s = s.model_copy(update={"app_url": url})
         step("app serving", url)
         for d in range(live_days):

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 from scipy.stats import binomtest, rankdata
 
-from .common import CryptopredError
+from .common import CryptopredError, print_size, print_style
 
 # %% auto #0
 __all__ = ['METRICS', 'BASELINES', 'RULES', 'ACCURACY_BASELINES', 'EvaluationError', 'rolling_origin_splits',
@@ -437,8 +437,9 @@ def assess_holdout(
         block_len=L)
 
 # %% ../nbs/06_evaluate.ipynb #cbe16e35
-def _fig(w: float = 5.0, h: float = 4.0) -> tuple[Figure, object]:
-    fig = Figure(figsize=(w, h), layout="constrained"); return fig, fig.add_subplot()
+def _fig(cols: int = 3, h: float = 2.3) -> tuple[Figure, object]:
+    "A figure that prints at its drawn size as one of `cols` across the report's page (fonts from `print_style`)."
+    with print_style(): fig = Figure(figsize=print_size(cols, h), layout="constrained"); return fig, fig.add_subplot()
 
 def plot_roc(
     y,  # observed direction, 0/1
@@ -449,12 +450,13 @@ def plot_roc(
     "ROC curve of the model (and of `others`) with its AUC in the legend."
     from sklearn.metrics import roc_curve
     fig, ax = _fig()
-    for name, p in {"model": prob, **(others or {})}.items():
-        y_, p_ = _as_arrays(y, p)
-        fpr, tpr, _ = roc_curve(y_, p_)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {direction_metrics(y_, p_)['roc_auc']:.3f})")
-    ax.plot([0, 1], [0, 1], ls=":", c="grey", label="no skill")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title); ax.legend(loc="lower right")
+    with print_style():
+        for name, p in {"model": prob, **(others or {})}.items():
+            y_, p_ = _as_arrays(y, p)
+            fpr, tpr, _ = roc_curve(y_, p_)
+            ax.plot(fpr, tpr, label=f"{name} (AUC {direction_metrics(y_, p_)['roc_auc']:.3f})")
+        ax.plot([0, 1], [0, 1], ls=":", c="grey", label="no skill")
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title); ax.legend(loc="lower right")
     return fig
 
 # %% ../nbs/06_evaluate.ipynb #539a01a0
@@ -467,13 +469,14 @@ def plot_calibration(
 ) -> Figure:
     "Reliability diagram (mean predicted vs observed up-rate per bin) above a histogram of the predictions."
     t = calibration_table(y, prob, n_bins, strategy)
-    fig = Figure(figsize=(5, 5.5), layout="constrained")
-    ax, hx = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
-    lo, hi = min(t["p_low"].min(), t["up_rate"].min()) - 0.02, max(t["p_high"].max(), t["up_rate"].max()) + 0.02
-    ax.plot([lo, hi], [lo, hi], ls=":", c="grey", label="perfect")
-    ax.plot(t["p_mean"], t["up_rate"], "o-", label=f"model (ECE {expected_calibration_error(y, prob):.3f})")
-    ax.set(ylabel="observed up-rate", title=title, xlim=(lo, hi)); ax.legend(loc="upper left")
-    hx.hist(np.asarray(prob, float), bins=30, color="grey"); hx.set(xlabel="predicted P(up)", ylabel="rows")
+    with print_style():
+        fig = Figure(figsize=print_size(3, 2.9), layout="constrained")
+        ax, hx = fig.subplots(2, 1, height_ratios=[3, 1], sharex=True)
+        lo, hi = min(t["p_low"].min(), t["up_rate"].min()) - 0.02, max(t["p_high"].max(), t["up_rate"].max()) + 0.02
+        ax.plot([lo, hi], [lo, hi], ls=":", c="grey", label="perfect")
+        ax.plot(t["p_mean"], t["up_rate"], "o-", ms=3, label=f"model (ECE {expected_calibration_error(y, prob):.3f})")
+        ax.set(ylabel="observed up-rate", title=title, xlim=(lo, hi)); ax.legend(loc="upper left")
+        hx.hist(np.asarray(prob, float), bins=30, color="grey"); hx.set(xlabel="predicted P(up)", ylabel="rows")
     return fig
 
 # %% ../nbs/06_evaluate.ipynb #4428df9c
@@ -487,7 +490,7 @@ def plot_confusion(
     y_, p_ = _as_arrays(y, prob)
     up = p_ > threshold
     cm = np.array([[np.sum(~up & (y_ == 0)), np.sum(up & (y_ == 0))], [np.sum(~up & (y_ == 1)), np.sum(up & (y_ == 1))]])
-    fig, ax = _fig(4.2, 3.6)
+    fig, ax = _fig(3, 2.2)
     ax.imshow(cm, cmap="Blues")
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     for i in range(2):
@@ -504,15 +507,14 @@ def plot_equity(
     title: str = "Long/flat backtest",  # figure title
 ) -> Figure:
     "Equity curves of the strategy and of buy-and-hold (log scale), with the headline numbers in the legend."
-    fig, ax = _fig(7, 4)
+    fig, ax = _fig(3, 2.3)
     b = backtest
-    ax.plot(b.equity.index, b.equity.to_numpy(), label=f"long/flat: {b.total_return:+.0%}, Sharpe {b.sharpe:.2f}, "
-            f"max DD {b.max_drawdown:.0%}, {b.n_trades} trades")
-    ax.plot(b.buy_hold_equity.index, b.buy_hold_equity.to_numpy(), label=f"buy & hold: {b.buy_hold_return:+.0%}, "
-            f"Sharpe {b.buy_hold_sharpe:.2f}, max DD {b.buy_hold_max_drawdown:.0%}")
-    ax.set(yscale="log", ylabel="equity (start = 1)", title=f"{title} (fees {b.fee_bps:g} bps/side)")
-    ax.yaxis.set_major_formatter(ScalarFormatter()); ax.yaxis.set_minor_formatter(ScalarFormatter())
-    if isinstance(b.equity.index, pd.DatetimeIndex):
-        loc = AutoDateLocator(); ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(ConciseDateFormatter(loc))
-    ax.legend(loc="upper left", fontsize="small")
+    with print_style():
+        ax.plot(b.equity.index, b.equity.to_numpy(), label=f"long/flat {b.total_return:+.0%}")
+        ax.plot(b.buy_hold_equity.index, b.buy_hold_equity.to_numpy(), label=f"buy & hold {b.buy_hold_return:+.0%}")
+        ax.set(yscale="log", ylabel="equity (start = 1)", title=title)
+        ax.yaxis.set_major_formatter(ScalarFormatter()); ax.yaxis.set_minor_formatter(ScalarFormatter())
+        if isinstance(b.equity.index, pd.DatetimeIndex):
+            loc = AutoDateLocator(); ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(ConciseDateFormatter(loc))
+        ax.legend(loc="upper left", title=f"fees {b.fee_bps:g} bps/side", alignment="left")
     return fig

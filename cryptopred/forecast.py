@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from .common import CryptopredError, granularity_step, grid_of, silence_prophet, to_utc
+from .common import CryptopredError, granularity_step, grid_of, print_size, print_style, silence_prophet, to_utc
 
 # %% auto #0
 __all__ = ['Z80', 'Z95', 'BASELINE_DAYS', 'DEFAULT_PARAMS', 'ARTIFACT_KIND', 'EVAL_DEFAULTS', 'MODELS', 'BANDS', 'SEARCH_SPACES',
@@ -364,14 +364,19 @@ def plot_forecast(
     title: str | None = None,  # figure title
 ):
     "A matplotlib figure: recent prices, the forecast median and its 80%/95% bands (log price axis)."
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
     lp = log_price_series(frame, granularity).iloc[-history_steps:]
-    fig, ax = plt.subplots(figsize=(9, 4))
-    ax.plot(lp.index, np.exp(lp), color="k", lw=1, label="price")
-    ax.fill_between(fc.timestamp, fc.yhat_lower_95, fc.yhat_upper_95, color="C0", alpha=0.15, label="95%")
-    ax.fill_between(fc.timestamp, fc.yhat_lower_80, fc.yhat_upper_80, color="C0", alpha=0.3, label="80%")
-    ax.plot(fc.timestamp, fc.yhat, color="C0", lw=1.5, label="forecast (median)")
-    ax.set_yscale("log"); ax.legend(loc="upper left"); ax.set_title(title or "Prophet forecast with 80%/95% bands")
+    with print_style():  # drawn at its printed size: three across the report's page
+        fig, ax = plt.subplots(figsize=print_size(3, 2.3), layout="constrained")
+        ax.plot(lp.index, np.exp(lp), color="k", lw=1, label="price")
+        ax.fill_between(fc.timestamp, fc.yhat_lower_95, fc.yhat_upper_95, color="C0", alpha=0.15, label="95%")
+        ax.fill_between(fc.timestamp, fc.yhat_lower_80, fc.yhat_upper_80, color="C0", alpha=0.3, label="80%")
+        ax.plot(fc.timestamp, fc.yhat, color="C0", lw=1.5, label="median")
+        ax.set_yscale("log"); ax.yaxis.set_major_formatter(ScalarFormatter()); ax.yaxis.set_minor_formatter(ScalarFormatter())
+        ax.legend(loc="upper left", ncol=2); ax.set_title(title or "Prophet forecast with 80%/95% bands")
+        loc = mdates.AutoDateLocator(maxticks=4); ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(loc))
     return fig
 
 # %% ../nbs/07_forecast.ipynb #98cc9549

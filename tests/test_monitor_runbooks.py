@@ -71,7 +71,7 @@ def test_profile_then_monitor_find_the_regime_change_and_say_so(tmp_path):
         if f.is_file(): assert SECRET_PATH not in f.read_bytes().decode("utf-8", "replace"), f.name
 
     # the report reads both runs without a notice in its monitoring sections
-    res = build_report(s, out_dir=tmp_path / "report", pdf=False, bench_dir=tmp_path / "no-bench")
+    res = build_report(s, out_dir=tmp_path / "report", pdf=False, bench_dir=tmp_path / "no-bench", screenshot=False)
     mine = [q for q in res.problems if q.startswith(("section '3.6", "section '4."))]
     assert mine == [], mine
     md = res.markdown.read_text()

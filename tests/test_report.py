@@ -4,6 +4,7 @@ honest, Graphviz, the README, the benchmark table."""
 from __future__ import annotations
 
 import html
+import io
 import json
 import os
 import re
@@ -23,20 +24,22 @@ from pypdf import PdfReader
 from support.runs import SMALL_ENV, copy_run, failed_run, require_browser, require_tool, small_pipeline
 
 from cryptopred.commands import pipeline_cli
-from cryptopred.common import CONTRACTS, REPO_ROOT
+from cryptopred.common import CONTRACTS, PRINT_FONT_PT, PRINT_WIDTH_IN, REPO_ROOT
 from cryptopred.config import KNOWN_ENV, Settings, env_var, load_settings
 from cryptopred.pipeline import PIPELINE_STEPS
 from cryptopred.report.build import build_report
 from cryptopred.report.check import NOTICE, PLACEHOLDERS, check_report, markup_problems
 from cryptopred.report.cite import REPORT_STEPS, ReportError, collect_runs, key_parts, lookup
 from cryptopred.report.context import SECTION_NEEDS
-from cryptopred.report.prose import empty_sections, readme_text
+from cryptopred.report.prose import empty_sections, readme_text, unicode_math
 from cryptopred.report.render import (
     DIAGRAM_PNG,
     DIAGRAM_SRC,
+    app_screenshot,
     diagram_is_current,
     ensure_diagram,
     html_to_pdf,
+    markdown_to_html,
     pdf_page_count,
     png_text,
     render_diagram,
@@ -100,6 +103,10 @@ def test_report_from_a_small_simulated_pipeline(small):
     assert all((out / i).is_file() and (out / i).stat().st_size < 600_000 for i in images)
     assert html.count('src="data:image/png;base64,') == len(images) and not re.search(r'src="(?!data:)', html)
     assert "No public repository is configured" in md and "<script" not in html
+    # section 5 shows the app this pipeline served, photographed as the report was built
+    assert rep["screenshot_skipped"] is None and "photographed in headless Chromium while this report was built" in md
+    # ... from a home of its own for the prediction log: the picture's prediction never reaches the monitor
+    assert not list((s.monitoring_dir / "predictions").glob("*.jsonl"))
     # numbers equal to what the runs wrote, read here from their metrics.json
     ing = json.loads((runs["ingest"].path / "metrics.json").read_text())
     rows = _shown(html, "per_coin.bitcoin.rows")
@@ -158,6 +165,9 @@ def test_missing_runs_render_notices_that_block_a_final_report(small, tmp_path):
     for step, how in [("train_classifier", "make train"), ("profile", "make profile"), ("demo_drift", "make demo-drift")]:
         assert f"> **{NOTICE}** no `{step}` run yet: run `{how}`." in md
     assert "failed (ValueError: too few rows)" in md
+    # no champion to serve: section 5 says this run's app was not photographed, and why, beside the committed picture
+    assert res.screenshot_skipped == "the registry has no champion to serve (run `make train`)"
+    assert f"This run's app was not photographed: {res.screenshot_skipped}." in md and "the committed picture" in md
     joined = "\n".join(res.problems)
     for where in ["3.2 Preprocessing", "3.3 Feature Engineering", "3.4 Model Training", "3.5 Deployment",
                   "4. Evaluation and Monitoring Strategy", "Appendix B. Benchmarks"]:
@@ -165,6 +175,47 @@ def test_missing_runs_render_notices_that_block_a_final_report(small, tmp_path):
     assert not any("empty section" in p for p in res.problems)
     with pytest.raises(ReportError, match=r"problem\(s\):\n- section '3.2 Preprocessing"):
         build_report(s, strict=True, **kw)
+
+
+def test_formulas_read_as_text():
+    "TeX becomes Unicode; an index with no Unicode subscript reads as an index, and a leftover `_(` is a problem."
+    md = unicode_math(r"at $t$: $\log p_t + s\sum_{j=1}^{h}\hat r_{t+j}$; $\log p_T + \hat r_{T+j}$; blocks of $\sqrt[3]{n}$")
+    assert md == "at t: log pₜ + sΣⱼ₌₁ʰr̂ₜ₊ⱼ; log p\\_T + r̂\\[T+j\\]; blocks of ∛n"
+    page = markdown_to_html(md, toc=False)
+    assert markup_problems(md, page) == [] and "r̂[T+j]" in page
+    assert markup_problems("", "<p>sΣ_(j≤h)r̂_(T+j)</p>")[0] == "a subscript written as _( in 'sΣ_(j≤h)' shown in the HTML"
+
+
+def test_figures_are_drawn_at_their_printed_size():
+    "Each figure of the report is drawn as wide as its place on the printed page, with no text under 8 pt."
+    import pandas as pd
+    from matplotlib.text import Text
+    from PIL import Image
+
+    from cryptopred.evaluate import backtest_long_flat, plot_calibration, plot_equity, plot_roc
+    from cryptopred.forecast import plot_forecast
+    from cryptopred.train.run import plot_importance
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200); p = np.clip(0.5 + 0.1 * (y - .5) + rng.normal(0, .1, 200), 0.01, .99)
+    idx = pd.date_range("2026-01-01", periods=200, freq="D", tz="UTC")
+    ret = pd.Series(rng.normal(0, .02, 200), idx)
+    frame = pd.DataFrame({"timestamp": idx, "price": np.exp(np.cumsum(ret.to_numpy())) * 100})
+    fc = pd.DataFrame({"timestamp": pd.date_range(idx[-1], periods=31, freq="D")[1:]})
+    for k, v in {"yhat": 100, "yhat_lower_80": 90, "yhat_upper_80": 110, "yhat_lower_95": 80, "yhat_upper_95": 120}.items():
+        fc[k] = float(v)
+    figures = {  # name: (figure, how many share the page's width in the report)
+        "roc": (plot_roc(y, p, others={"momentum": 1 - p}, title="ROC, ethereum holdout"), 3),
+        "calibration": (plot_calibration(y, p, title="Calibration, ethereum holdout"), 3),
+        "backtest": (plot_equity(backtest_long_flat(pd.Series(p, idx), ret, 0.5, 10, 365), title="Long/flat, ethereum"), 3),
+        "forecast": (plot_forecast(frame, fc, "daily", title="ethereum from 2026-07-19"), 3),
+        "importance": (plot_importance({c: {f"ret_lag_{i}": rng.normal() for i in range(15)} for c in "abcde"}), 1)}
+    for name, (fig, across) in figures.items():
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=200, bbox_inches="tight", pad_inches=0.02)  # as save_figure does
+        width = Image.open(buf).width / 200
+        sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+        room = (PRINT_WIDTH_IN - 0.1 * (across - 1)) / across
+        assert width <= room + 0.01 and min(sizes) >= PRINT_FONT_PT, (name, width, room, min(sizes))
 
 
 def test_pinned_runs(small, tmp_path):
@@ -190,6 +241,13 @@ def test_repository_link_is_configurable(tmp_path):
     assert repository_url(Settings(home=tmp_path)) is None
 
 
+def test_the_app_is_not_photographed_without_chromium(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ReportError, match=r"no Chromium is installed \(apt-get install chromium\)"):
+        app_screenshot(Settings(home=tmp_path), tmp_path / "app.png")
+    assert not (tmp_path / "app.png").exists()
+
+
 def test_pdf_printing_fails_clearly_without_a_browser(tmp_path):
     (tmp_path / "a.html").write_text("<p>x</p>")
     with pytest.raises(ReportError, match="Chromium could not print a.html"):
@@ -203,11 +261,14 @@ def test_diagram_renders_offline_and_the_committed_png_is_current(tmp_path):
     png = render_diagram(DIAGRAM_SRC, tmp_path / "p.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
     assert diagram_is_current(png, DIAGRAM_SRC) and "cryptopred-source-sha256" in png_text(png)
-    svg = render_diagram(DIAGRAM_SRC, tmp_path / "p.svg").read_text()
-    for label in ["CoinGecko API", "Preprocessing", "Feature engineering", "Prophet forecaster", "Model registry",
-                  "FastAPI + Gradio app", "Serving (Docker)", "Data drift", "Latency &amp; errors", "Alerts",
+    svg = render_diagram(DIAGRAM_SRC, tmp_path / "p.svg", dpi=72).read_text()  # 72 dpi: the SVG's points are the printed size
+    for label in ["CoinGecko API", "Preprocessing", "Features: returns", "Prophet forecaster", "Model registry",
+                  "FastAPI + Gradio", "Serving (Docker)", "Data drift", "Latency &amp; errors", "Alerts",
                   "Retraining trigger"]:
         assert label in svg, label
+    # drawn at its printed size: no wider than the report's text, no label under 8 pt
+    assert float(re.search(r'<svg width="([\d.]+)pt"', svg).group(1)) <= 72 * PRINT_WIDTH_IN
+    assert min(float(f) for f in re.findall(r"fontsize=([\d.]+)", DIAGRAM_SRC.read_text())) >= PRINT_FONT_PT
     changed = tmp_path / "changed.dot"
     changed.write_text(DIAGRAM_SRC.read_text().replace("Alerts", "Alarms"))
     assert not diagram_is_current(png, changed)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..common import ConfigError, CryptopredError, coin_list, granularity_step, metrics_contract, redact, to_utc, utcnow
+from ..common import ConfigError, CryptopredError, coin_list, granularity_step, metrics_contract, print_size, print_style, redact, to_utc, utcnow
 from ..config import Settings, load_settings
 from .core import COLUMNS, Fetched, Source, SourceUnavailable
 from .sources import open_source
@@ -290,13 +290,14 @@ def plot_prices(settings: Settings | None = None, coins: list[str] | None = None
     settings = settings or load_settings()
     store = store or Store(settings)
     source = source or read_source(settings, granularity, store=store)
-    fig, ax = plt.subplots(figsize=(9, 4))
-    for c in settings.coins if coins is None else coins:
-        if not store.exists(source, c, granularity): continue
-        df = store.read(c, granularity, source)
-        if len(df): ax.plot(df.timestamp, 100 * df.price / df.price.iloc[0], lw=1, label=c)
-    ax.set_yscale("log"); ax.set_ylabel("price (first stored row = 100)"); ax.grid(alpha=0.3)
-    if ax.lines: ax.legend(loc="upper left", fontsize=8)
-    tag = "SIMULATED DATA — " if source == "simulated" else ""
-    ax.set_title(f"{tag}{granularity} prices in the store (source: {source})")
+    with print_style():  # drawn at its printed size: the report's full text width
+        fig, ax = plt.subplots(figsize=print_size(1, 2.8), layout="constrained")
+        for c in settings.coins if coins is None else coins:
+            if not store.exists(source, c, granularity): continue
+            df = store.read(c, granularity, source)
+            if len(df): ax.plot(df.timestamp, 100 * df.price / df.price.iloc[0], lw=1, label=c)
+        ax.set_yscale("log"); ax.set_ylabel("price (first stored row = 100)"); ax.grid(alpha=0.3)
+        if ax.lines: ax.legend(loc="upper left", ncol=min(len(ax.lines), 5))
+        tag = "SIMULATED DATA — " if source == "simulated" else ""
+        ax.set_title(f"{tag}{granularity} prices in the store (source: {source})")
     return fig

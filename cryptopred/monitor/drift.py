@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,7 @@ try: import fcntl
 except ImportError: fcntl = None  # Windows: one writer process per file
 import warnings
 
-from ..common import to_jsonable
+from ..common import PRINT_WIDTH_IN, print_style, to_jsonable
 from ..config import Settings
 from .core import MonitorError
 from .profiles import profile_columns, profile_frame, profile_metadata, whylogs_api
@@ -154,9 +155,9 @@ _CELL = {"DRIFT": "#f6c6c6", "POSSIBLE_DRIFT": "#fde3bd", "NO_DRIFT": "#d5ecd5",
 def _cdf_panel(ax, feature: str, cdf: dict, row: pd.Series) -> None:
     ax.plot(cdf["reference"], cdf["q"], color="#555555", lw=1.6, label="reference")
     ax.plot(cdf["current"], cdf["q"], color=_COLORS[row["status"]], lw=1.8, label="current")
-    ax.set_title(f"{feature}\nD={row['statistic']:.2f}  p={row['pvalue']:.2g}  {row['status']}", fontsize=9)
-    ax.set_ylim(0, 1); ax.tick_params(labelsize=7); ax.grid(alpha=0.3)
-    ax.set_xlabel("value", fontsize=8)
+    ax.set_title(f"{feature}\nD={row['statistic']:.2f}  p={row['pvalue']:.2g}\n{row['status']}")
+    ax.set_ylim(0, 1); ax.grid(alpha=0.3)
+    ax.set_xlabel("value")
 
 # %% ../../nbs/11c_monitor.drift.ipynb #be432e5c
 def _score_table(ax, table: pd.DataFrame, max_rows: int) -> None:
@@ -168,7 +169,7 @@ def _score_table(ax, table: pd.DataFrame, max_rows: int) -> None:
     if not cells: return
     tb = ax.table(cellText=cells, colLabels=["feature", "statistic", "p-value", "p (iid)", "tau", "n ref/cur", "status"],
                   loc="upper center", cellLoc="center")
-    tb.auto_set_font_size(False); tb.set_fontsize(8); tb.scale(1, 1.25)
+    tb.auto_set_font_size(False); tb.set_fontsize(8); tb.scale(1, 1.2)
     for i, s in enumerate(t["status"], start=1): tb[i, 6].set_facecolor(_CELL[s])
 
 # %% ../../nbs/11c_monitor.drift.ipynb #9474b14d
@@ -181,14 +182,15 @@ def drift_figure(
     from matplotlib.figure import Figure
     feats_ = [f for f in report.table.index if f in report.cdfs][:top]
     n_rows = min(len(report.table), max_rows)
-    fig = Figure(figsize=(max(8, 3 * max(len(feats_), 1)), 3.4 + 0.26 * (n_rows + 1)), layout="constrained")
-    gs = fig.add_gridspec(2, max(len(feats_), 1), height_ratios=[3.0, 0.3 + 0.26 * (n_rows + 1)])
-    for i, f in enumerate(feats_):
-        ax = fig.add_subplot(gs[0, i])
-        _cdf_panel(ax, f, report.cdfs[f], report.table.loc[f])
-        if i == 0: ax.set_ylabel("cumulative share", fontsize=8); ax.legend(fontsize=7, loc="lower right")
-    _score_table(fig.add_subplot(gs[1, :]), report.table, max_rows)
-    what = ", ".join(f"{k}={v}" for k, v in report.meta.items())
-    fig.suptitle(f"Data drift: {report.status}" + (f"  ({what})" if what else ""), fontsize=11,
-                 color=_COLORS[report.status])
+    with print_style():  # drawn at its printed size: the report's full text width
+        fig = Figure(figsize=(PRINT_WIDTH_IN, 2.4 + 0.2 * (n_rows + 1)), layout="constrained")
+        gs = fig.add_gridspec(2, max(len(feats_), 1), height_ratios=[2.1, 0.3 + 0.2 * (n_rows + 1)])
+        for i, f in enumerate(feats_):
+            ax = fig.add_subplot(gs[0, i])
+            _cdf_panel(ax, f, report.cdfs[f], report.table.loc[f])
+            if i == 0: ax.set_ylabel("cumulative share"); ax.legend(loc="lower right")
+        _score_table(fig.add_subplot(gs[1, :]), report.table, max_rows)
+        what = ", ".join(f"{k}={v}" for k, v in report.meta.items())
+        title = f"Data drift: {report.status}" + (f" ({what})" if what else "")
+        fig.suptitle(textwrap.fill(title, 90), color=_COLORS[report.status])  # fits the printed width
     return fig

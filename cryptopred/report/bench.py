@@ -61,11 +61,12 @@ def load_benchmarks(folder: Path | str | None = None, ledger: list[Citation] | N
 # %% ../../nbs/15e_report.bench.ipynb #4667cd5c
 BENCH_HEADER = ["stage", "workload", "time (median)", "runs", "peak memory", "goal", "met", "notes"]
 
-def benchmarks_markdown(sources: list[ReportRun], cite: bool = False, notes: bool = True) -> str:
-    "One table of every benchmark row; `cite=True` records each number's source (for the report); `notes=False` leaves the notes out."
+def benchmarks_markdown(sources: list[ReportRun], cite: bool = False, notes: bool = True, goals_only: bool = False) -> str:
+    "One table of the benchmark rows (`goals_only`: those with a goal); `cite=True` records each number's source; `notes=False` leaves the notes out."
     rows = []
     for src in sources:
         for i, row in enumerate(src.metrics["rows"]):
+            if goals_only and row["goal"] is None: continue
             f = lambda k, fmt=None, src=src, i=i: fmt_metric(src, ["rows", str(i), k], fmt, cite=cite)
             rows.append([f("stage"), f("workload"), f("time_median_s", "duration"), f("runs", "{:,}"),
                          f("peak_memory_mb", "megabytes") if row.get("peak_memory_mb") is not None else "not measured", f("goal") if row["goal"] is not None else "–",

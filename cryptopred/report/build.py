@@ -34,7 +34,8 @@ from cryptopred.report.cite import (
     fmt_metric,
 )
 from .context import FIGURES_DIRNAME, ReportContext, data_sources, join_parts
-from .render import find_browser, html_to_pdf, markdown_to_html, pdf_page_count, report_notebook
+from ..registry import open_registry
+from .render import app_screenshot, find_browser, html_to_pdf, markdown_to_html, pdf_page_count, report_notebook
 from .prose import plain_markdown, unicode_math
 from .sections import SECTIONS, Section, findings
 
@@ -56,6 +57,7 @@ class ReportResult:
     sources: dict[str, str]  # source id → the metrics file its numbers came from (for `check_report` later)
     pdf_skipped: str | None = None
     notebook: Path | None = None  # technical_report.ipynb
+    screenshot_skipped: str | None = None  # why section 5 shows no picture of this run's app (None: it does)
 
     @property
     def ok(self) -> bool: return not self.problems
@@ -64,6 +66,7 @@ class ReportResult:
         "A summary for the report run's metrics.json."
         return {"markdown": str(self.markdown), "html": str(self.html), "pdf": str(self.pdf) if self.pdf else None,
                 "notebook": str(self.notebook) if self.notebook else None, "pages": self.pages, "pdf_skipped": self.pdf_skipped,
+                "screenshot_skipped": self.screenshot_skipped,
                 "html_bytes": self.html.stat().st_size, "pdf_bytes": self.pdf.stat().st_size if self.pdf else None,
                 "n_problems": len(self.problems), "problems": self.problems, "n_citations": len(self.citations),
                 "runs": self.runs, "missing": self.missing, "sources": self.sources}
@@ -71,7 +74,7 @@ class ReportResult:
 # %% ../../nbs/15h_report.build.ipynb #e8279c43
 REPORT_METRICS = metrics_contract("report", {
     **{k: "a file written (path)" for k in ("markdown", "html", "pdf", "notebook")}, "pages": "pages of the PDF",
-    "pdf_skipped": "why no PDF was printed", "html_bytes": "size of the HTML", "pdf_bytes": "size of the PDF",
+    "pdf_skipped": "why no PDF was printed", "screenshot_skipped": "why the report shows no picture of this run's app", "html_bytes": "size of the HTML", "pdf_bytes": "size of the PDF",
     "n_problems": "problems `check_report` found", "problems.**": "the problems", "n_citations": "numbers cited",
     "runs.**": "step -> the run it read", "missing.**": "step -> why no run was read", "sources.**": "where each number came from"})
 
@@ -90,6 +93,22 @@ def report_markdown(ctx: ReportContext, sections: list[Section] | None = None) -
     if (glance := findings(ctx)): head.append(f"**At a glance.**\n\n{glance}")
     body = [join_parts(s.heading, s.render(ctx)) for s in (sections or SECTIONS)]
     return join_parts(*head, *body) + "\n"
+
+_RAW_SHOT = ".app-screenshot.png"  # the browser's picture, before `ReportContext.image` compacts it into the figures
+
+def _app_picture(settings: Settings, out: Path, screenshot) -> tuple[Path, str | None]:
+    "The picture section 5 shows and, when it is not of the app this home serves, why not."
+    committed = REPORTS_DIR / "figures" / "frontend.png"
+    if screenshot is False: return committed, "not asked for (screenshot=False)"
+    if screenshot is not None and screenshot is not True: return Path(screenshot), "a picture was given to `build_report`"
+    try:
+        champions = open_registry(settings).list_models()
+        if champions.empty or not champions["alias"].fillna("").str.contains("champion").any():
+            raise ReportError("the registry has no champion to serve (run `make train`)")
+        return app_screenshot(settings, out / _RAW_SHOT), None
+    except ReportError as e:
+        if screenshot is True: raise
+        return committed, str(e).rstrip(".")
 
 def _evidence(sel: RunSelection, folder: Path) -> None:
     "For a slow step without a run here, use the summary it committed in `folder` (reports/), as a cited source."
@@ -111,7 +130,7 @@ def build_report(
     strict: bool = False,  # raise when the report has problems (after writing it)
     nbs_dir: Path | str | None = None,  # the library notebooks (default: the repo's nbs/)
     bench_dir: Path | str | None = None,  # benchmark JSON files (default: reports/benchmarks)
-    screenshot: Path | str | None = None,  # the web app's screenshot (default: reports/figures/frontend.png)
+    screenshot: Path | str | bool | None = None,  # None: photograph this home's app when Chromium exists; False: don't; a PNG: show it
     real_data_md: Path | str | None = None,  # the real-data page (default: reports/real_data_evaluation.md)
     evidence_dir: Path | str | None = None,  # committed summaries of the demo and the real-data run (default: reports/)
     generated_at: datetime | None = None,  # the time printed on the title page (default: now)
@@ -121,13 +140,14 @@ def build_report(
     out = Path(out_dir or settings.home / "reports").resolve()
     sel = collect_runs(settings, runs)
     _evidence(sel, Path(evidence_dir or REPORTS_DIR))
-    ctx = ReportContext(settings, sel, out, Path(nbs_dir or NBS_DIR), load_benchmarks(bench_dir, sel.ledger),
-                        Path(screenshot or REPORTS_DIR / "figures" / "frontend.png"),
-                        Path(real_data_md or REPORTS_DIR / "real_data_evaluation.md"), generated_at or utcnow())
+    shot, shot_note = _app_picture(settings, out, screenshot)
+    ctx = ReportContext(settings, sel, out, Path(nbs_dir or NBS_DIR), load_benchmarks(bench_dir, sel.ledger), shot,
+                        shot_note, Path(real_data_md or REPORTS_DIR / "real_data_evaluation.md"), generated_at or utcnow())
     cited = unicode_math(report_markdown(ctx))
     md = plain_markdown(cited)
     for stale in ctx.figures_dir.glob("*.png"):
         if stale.name not in ctx.written: stale.unlink()
+    (out / _RAW_SHOT).unlink(missing_ok=True)
     md_path = atomic_write(out / "technical_report.md", md.encode())
     atomic_write(out / SOURCES_FILE, json.dumps({r.id: r.metrics for r in ctx.sources()}, indent=1, sort_keys=True).encode())
     page = markdown_to_html(cited, out)
@@ -141,7 +161,7 @@ def build_report(
     else: pdf_path = html_to_pdf(html_path, out / "technical_report.pdf"); pages = pdf_page_count(pdf_path)
     res = ReportResult(md_path, html_path, pdf_path, pages, problems, list(ctx.ledger),
                        {s: r.id for s, r in sel.runs.items()}, dict(sel.missing),
-                       {r.id: str(r.metrics_file) for r in ctx.sources()}, skipped, nb_path)
+                       {r.id: str(r.metrics_file) for r in ctx.sources()}, skipped, nb_path, shot_note)
     if strict and problems:
         raise ReportError(f"the report in {out} has {len(problems)} problem(s):\n- " + "\n- ".join(problems))
     return res

@@ -94,6 +94,7 @@ def _locator(md: str) -> Callable[[int], str]:
 _TAG = re.compile(r"<(?!img\b|span class=\"metric\"|/span>|[a-z][a-z0-9+.-]*:[^\s>]*>)/?[A-Za-z][^>]*>")  # not an autolink
 _TAG_TEXT = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(\s[^<>]*)?>")
 _LATEX = re.compile(r"\\[A-Za-z]+\b|\$[^$\s][^$\n]*?[^$\s\\]\$(?![\w$])|\$\$")
+_SUBSCRIPT = re.compile(r"\S*?\w_\([^\s)]*\)?")  # a formula's subscript written as _(…): TeX the Unicode could not set
 
 def markup_problems(markdown: str, html_text: str | None = None) -> list[str]:
     "HTML tags in the Markdown (beyond images and citations), and tag text or unrendered LaTeX a reader of the HTML would see."
@@ -103,6 +104,7 @@ def markup_problems(markdown: str, html_text: str | None = None) -> list[str]:
         text = html.unescape(re.sub(r"<[^>]+>", " ", body))
         out += [f"tag text {t!r} shown in the HTML" for t in dict.fromkeys(m.group(0) for m in _TAG_TEXT.finditer(text))]
         out += [f"unrendered math {t!r} shown in the HTML" for t in dict.fromkeys(_LATEX.findall(text))]
+        out += [f"a subscript written as _( in {t!r} shown in the HTML" for t in dict.fromkeys(_SUBSCRIPT.findall(text))]
     return out
 
 def check_report(

@@ -36,8 +36,8 @@ PROSE: dict[str, list[tuple[str, list | None]]] = {
     "1": [("index", [("Why", None, False)])],
     "2": [("15d_report.render", [("Reading the diagram", None, False)])],
     "3.1": [("03g_data.store", [("The market-data store", [1, 2], False)]),
-            ("03c_data.coingecko", [("CoinGecko", 2), ("Market charts", [2, 3])]), ("03d_data.simulated", [("The simulated market", 1)]),
-            ("03f_data.sources", ["Choosing a source"]), ("03h_data.ingest", ["Ingest", ("Replay", 1)])],
+            ("03c_data.coingecko", [("CoinGecko", 2)]), ("03d_data.simulated", [("The simulated market", 1)]),
+            ("03f_data.sources", ["Choosing a source"]), ("03h_data.ingest", ["Ingest"])],
     "3.2": [("04_preprocess", None),
             ("04_preprocess", [("Aligning to the grid", 1), ("Gaps", 1), ("Outliers", 2), "Market cap and volume"])],
     "3.3": [("05_features", ["The feature blocks", ("Targets", 1)])],
@@ -48,8 +48,8 @@ PROSE: dict[str, list[tuple[str, list | None]]] = {
             ("13a_train.core", ["The promotion rule"])],
     "3.4f": [("07_forecast", None), ("07_forecast", [("The problem in one paragraph", [0, 2], False)])],
     "3.5": [("14e_serve.app", None),
-            ("14a_serve.schemas", ["Architecture"]), ("14b_serve.state", [("Loading and hot-reloading models", 1)]),
-            ("14e_serve.app", [("The routes", 1, "The API")]), ("14f_serve.deploy", [("Latency", 1), "Deployment"])],
+            ("14b_serve.state", [("Loading and hot-reloading models", 1)]),
+            ("14e_serve.app", [("The routes", 1, "The API")]), ("14f_serve.deploy", ["Deployment"])],
     "3.6": [("11f_monitor.health", [("Serving health", [0, 1, 2, 3, 5])]), ("11g_monitor.alerts", [("Alerts", 2)])],
     "4": [("17_schedule", None),
           ("17_schedule", [("Jobs and their schedules", [0, 1]), ("Retraining", [0, 2])]),
@@ -95,7 +95,8 @@ class ReportContext:
     out_dir: Path  # where the report is written; figures go to out_dir/technical_report_files
     nbs_dir: Path = NBS_DIR  # the library notebooks
     benchmarks: list[ReportRun] = field(default_factory=list)  # reports/benchmarks/*.json
-    screenshot: Path = REPORTS_DIR / "figures" / "frontend.png"  # captured by the browser test
+    screenshot: Path = REPORTS_DIR / "figures" / "frontend.png"  # the app's picture (see `build_report`)
+    screenshot_note: str | None = None  # why the picture is not of this run's app (None: it is)
     real_data_md: Path = REPORTS_DIR / "real_data_evaluation.md"  # written by `make evaluate-real`
     generated_at: datetime = field(default_factory=utcnow)
     written: set = field(default_factory=set)  # the figure files this build wrote
@@ -135,7 +136,7 @@ class ReportContext:
         if not src.is_file(): return not_available(f"{run.id} saved no figure {name}")
         return self.image(src.read_bytes(), f"{run.step}-{name}", caption, f"run {run.id}")
 
-    def panel(self, run: ReportRun, pattern: str, caption: str, ncols: int = 3, cell_width: int = 640) -> str:
+    def panel(self, run: ReportRun, pattern: str, caption: str, ncols: int = 3, cell_width: int | None = None) -> str:
         "The run's figures matching `pattern` (one per coin, in the run's coin order) tiled into one figure."
         found = {p.name: p for p in run.path.glob(pattern)}
         if not found: return not_available(f"{run.id} saved no figure {pattern}")

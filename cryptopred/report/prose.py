@@ -237,9 +237,12 @@ class _Tex:
         if name in _ACCENTS: a = self.arg(); return a + _ACCENTS[name] if len(a) == 1 else a
         if name in ("left", "right", "big", "Big", "bigl", "bigr"): return self.arg()
         if name == "sqrt":
-            if self.peek() == "[": self.i = self.s.index("]", self.i) + 1
+            root = "√"
+            if self.peek() == "[":
+                j = self.s.index("]", self.i); n = self.s[self.i + 1 : j].strip(); self.i = j + 1
+                root = {"3": "∛", "4": "∜"}.get(n) or "".join(_SUP.get(ch, ch) for ch in n) + "√"
             a = self.arg()
-            return "√" + (a if len(a) == 1 or re.fullmatch(r"\w+", a) else f"({a})")
+            return root + (a if len(a) == 1 or re.fullmatch(r"\w+", a) else f"({a})")
         if name in ("frac", "dfrac", "tfrac"):
             a, b = self.arg(), self.arg()
             wrap = lambda x: x if re.fullmatch(r"[\w.·]+", x) else f"({x})"
@@ -256,7 +259,9 @@ class _Tex:
                 self.i += 1
                 a, table = self.arg(), _SUB if c == "_" else _SUP
                 if all(ch in table for ch in a): out.append("".join(table[ch] for ch in a))
-                else: out.append(c + (a if len(a) == 1 else f"({a})"))
+                elif len(a) == 1: out.append(c + a)  # x_q: no Unicode subscript q, and one letter reads plainly
+                elif c == "_": out.append(f"[{a}]")  # an index that has no Unicode subscript, as an index: r[T+j]
+                else: out.append(f"^({a})")
             else: out.append(c); self.i += 1
         return "".join(out)
 

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import zlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -24,32 +25,35 @@ import nbformat
 from markdown_it import MarkdownIt
 from PIL import Image
 
-from ..common import atomic_write
+from ..common import atomic_path, atomic_write
 from .check import NOTICE
 from .cite import REPORTS_DIR, TITLE, ReportError
 
 # %% auto #0
-__all__ = ['REPORT_CSS', 'BROWSERS', 'DIAGRAM_SRC', 'DIAGRAM_PNG', 'markdown_to_html', 'find_browser', 'pdf_page_count',
-           'html_to_pdf', 'compact_png', 'panel_png', 'report_notebook', 'png_text', 'render_diagram',
-           'diagram_is_current', 'ensure_diagram']
+__all__ = ['REPORT_CSS', 'BROWSERS', 'CHROMIUM_FLAGS', 'DIAGRAM_SRC', 'DIAGRAM_PNG', 'markdown_to_html', 'find_browser',
+           'pdf_page_count', 'html_to_pdf', 'app_screenshot', 'compact_png', 'panel_png', 'report_notebook', 'png_text',
+           'render_diagram', 'diagram_is_current', 'ensure_diagram']
 
 # %% ../../nbs/15d_report.render.ipynb #790cc852
 REPORT_CSS = """
 *, *::before, *::after { box-sizing: border-box; }
-@page { size: A4; margin: 16mm 15mm 18mm; }
-html { font: 10.5pt/1.45 "DejaVu Serif", Georgia, serif; color: #1a1a1a; }
+@page { size: A4; margin: 13mm 14mm 15mm; }
+html { font: 10pt/1.35 "DejaVu Serif", Georgia, serif; color: #1a1a1a; }
 body { max-width: 50em; margin: 2em auto; padding: 0 1.2em; }
 h1, h2, h3, h4, h5 { font-family: "DejaVu Sans", Helvetica, Arial, sans-serif; break-after: avoid; line-height: 1.25; }
 h1 { font-size: 1.8em; margin: 0 0 .5em; }
-h2 { font-size: 1.35em; margin-top: 1.8em; padding-bottom: .15em; border-bottom: 1px solid #8a96a3; }
+h2 { font-size: 1.35em; margin-top: 1.5em; padding-bottom: .15em; border-bottom: 1px solid #8a96a3; }
 h3 { font-size: 1.15em; margin-top: 1.4em; }
 h4, h5 { font-size: 1em; margin-top: 1.1em; }
 p, li { orphans: 3; widows: 3; }
+p { margin: .55em 0; }
 a { color: #1f4e8c; }
-table { border-collapse: collapse; margin: .8em 0; font-size: .88em; break-inside: avoid; }
-th, td { padding: .25em .65em; border-bottom: 1px solid #d0d5db; vertical-align: top; }
+table { border-collapse: collapse; margin: .8em 0; font-size: 9pt; line-height: 1.3; break-inside: avoid; }
+th, td { padding: .2em .5em; border-bottom: 1px solid #d0d5db; vertical-align: top; }
+td code, th code { font-size: 8.5pt; }
 thead th { border-bottom: 2px solid #4a5562; text-align: left; }
 td[style*="right"], th[style*="right"] { font-variant-numeric: tabular-nums; }
+td.nowrap { white-space: nowrap; }
 img { display: block; max-width: 100%; max-height: 150mm; margin: .8em auto .3em; break-inside: avoid; }
 p:has(> img) + p > em:only-child { display: block; text-align: center; font-size: .9em; color: #444; }
 blockquote { margin: 1em 0; padding: .4em 1em; border-left: 4px solid #8a96a3; background: #f4f6f8; }
@@ -65,7 +69,7 @@ nav.toc > ul { padding-left: 0; }
 nav.toc a { text-decoration: none; color: inherit; }
 @media screen { span.metric { border-bottom: 1px dotted #8a96a3; } }
 @media print { body { max-width: none; margin: 0; padding: 0; } a { color: inherit; text-decoration: none; }
-               img { max-height: 135mm; } }
+               img { max-height: 225mm; } }
 """
 
 # %% ../../nbs/15d_report.render.ipynb #cab8bbf4
@@ -100,6 +104,8 @@ def _toc(heads: list[tuple[int, str, str]]) -> str:
         out.append(f'<li><a href="#{slug}">{text}</a></li>')
     return "".join(out + ["</ul>"] * (depth - 1) + ["</nav>"])
 
+_DATE_CELL = re.compile(r"(<td\b[^>]*?)(>\s*(?:<span\b[^>]*>)?\d{4}-\d\d-\d\d[\d:T ]{0,9}(?:</span>)?\s*</td>)")
+
 def markdown_to_html(
     md: str,  # the report's Markdown
     base_dir: Path | str = ".",  # folder its image links are relative to
@@ -118,6 +124,7 @@ def markdown_to_html(
         if NOTICE in quoted: t.attrSet("class", "notice")
         if "SIMULATED DATA" in quoted: t.attrSet("class", "simulated")
     body = _embed_images(parser.renderer.render(tokens, parser.options, {}), Path(base_dir))
+    body = _DATE_CELL.sub(lambda m: m.group(1) + ' class="nowrap"' + m.group(2), body)  # a date is not broken at its hyphens
     nav = [h for h in heads if h[0] in (2, 3)]
     if toc and nav and "<h2" in body: body = body.replace("<h2", _toc(nav) + "<h2", 1)
     title = title or next((t for lvl, t, _ in heads if lvl == 1), "Report")
@@ -132,10 +139,12 @@ def find_browser() -> str | None:
     "The path of an installed Chromium, or None."
     return next((p for b in BROWSERS if (p := shutil.which(b))), None)
 
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"]  # offline, no first-run or update traffic
+
 def _chromium_cmd(browser: str, profile: str) -> list[str]:
-    return [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-extensions",
-            "--disable-crash-reporter", "--mute-audio", f"--user-data-dir={profile}"]
+    return [browser, *CHROMIUM_FLAGS, "--disable-sync", "--disable-extensions", "--disable-crash-reporter", "--mute-audio",
+            f"--user-data-dir={profile}"]
 
 def pdf_page_count(path: Path | str) -> int:
     "How many pages a PDF has (its `/Type /Page` objects)."
@@ -167,6 +176,50 @@ def html_to_pdf(
     os.replace(tmp, out)
     return out
 
+# %% ../../nbs/15d_report.render.ipynb #a587d1d6
+def _photo_home(settings, tmp: Path):
+    "Settings whose home links to `settings`' store, registry, runs and monitoring, with a prediction log of its own."
+    home = Path(settings.home)
+    for p in (home.iterdir() if home.is_dir() else []):
+        if p.name not in ("monitoring", "reports"): (tmp / p.name).symlink_to(p.resolve())
+    (mon := tmp / "monitoring").mkdir()
+    for p in (settings.monitoring_dir.iterdir() if settings.monitoring_dir.is_dir() else []):
+        if p.name != "predictions": (mon / p.name).symlink_to(p.resolve())
+    return settings.model_copy(update={"home": tmp})
+
+def app_screenshot(
+    settings,  # whose app: its home's registry and store
+    out: Path | str,  # where the PNG goes
+    browser: str | None = None,  # Chromium executable (default: found on PATH)
+    timeout: float = 90.0,  # seconds for each step in the page
+) -> Path:
+    "Serve this home's app on 127.0.0.1, predict in headless Chromium and save the page as `out`; ReportError saying why not."
+    browser = browser or find_browser()
+    if not browser: raise ReportError("no Chromium is installed (apt-get install chromium)")
+    try: from playwright.sync_api import sync_playwright
+    except ImportError: raise ReportError("playwright is not installed (`make venv` installs it with the dev extras)") from None
+    from ..serve.deploy import serve_in_thread  # the app (gradio) only when a picture is taken
+    out = Path(out)
+    def shoot(url: str) -> None:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=browser, args=CHROMIUM_FLAGS, headless=True)
+            try:
+                page = b.new_page(viewport={"width": 1360, "height": 1000}, device_scale_factor=1)
+                page.set_default_timeout(timeout * 1000)
+                page.goto(url + "/")
+                page.wait_for_selector("#cp-banner .cp-banner")  # the load event ran
+                page.locator("#cp-predict").click()
+                page.wait_for_selector("#cp-prob"); page.wait_for_selector("#cp-chart img")
+                page.wait_for_timeout(300)  # let the chart finish painting
+                with atomic_path(out) as tmp: page.screenshot(path=str(tmp), full_page=True, type="png")
+            finally: b.close()
+    with tempfile.TemporaryDirectory(prefix="cryptopred-photo-") as tmp, \
+            serve_in_thread(_photo_home(settings, Path(tmp))) as url, ThreadPoolExecutor(1) as pool:
+        try: pool.submit(shoot, url).result()
+        except ReportError: raise
+        except Exception as e: raise ReportError(f"the browser could not photograph the app at {url}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
+    return out
+
 # %% ../../nbs/15d_report.render.ipynb #13c7ce0b
 def compact_png(data: bytes, max_width: int = 1600, colors: int = 256) -> bytes:
     "The same picture, smaller: at most `max_width` pixels wide, `colors` colours (kept only when it is smaller)."
@@ -183,12 +236,13 @@ def compact_png(data: bytes, max_width: int = 1600, colors: int = 256) -> bytes:
 def panel_png(
     paths: Iterable[Path | str],  # the pictures, in reading order
     ncols: int = 2,  # pictures per row
-    cell_width: int = 800,  # each picture is scaled to this width, pixels
+    cell_width: int | None = None,  # each picture is scaled to this width, pixels (default: the widest one's)
     gap: int = 16,  # white space between pictures, pixels
 ) -> bytes:
     "One picture tiling several: row by row, `ncols` to a row, each scaled to the same width."
     ims = [Image.open(p).convert("RGB") for p in paths]
     if not ims: raise ReportError("panel_png needs at least one picture")
+    cell_width = cell_width or max(im.width for im in ims)
     ims = [im.resize((cell_width, round(im.height * cell_width / im.width)), Image.LANCZOS) for im in ims]
     ncols = max(1, min(ncols, len(ims)))
     rows = [ims[i : i + ncols] for i in range(0, len(ims), ncols)]

@@ -168,7 +168,8 @@ def preprocessing(ctx: ReportContext) -> str:
         cited_table(run, coins_of(run, "cleaning"), [
             Col("rows in", "cleaning.{row}.rows_in", "{:,}"), Col("rows out", "cleaning.{row}.rows_out", "{:,}"),
             Col("quarantined", "cleaning.{row}.rows_quarantined"), Col("off grid", "cleaning.{row}.rows_off_grid"),
-            Col("merged", "cleaning.{row}.rows_merged"), Col("trimmed", "cleaning.{row}.rows_trimmed"),
+            Col("merged", "cleaning.{row}.rows_merged"), Col("trimmed", "cleaning.{row}.rows_trimmed")]),
+        cited_table(run, coins_of(run, "cleaning"), [
             Col("gaps", "cleaning.{row}.gaps_found"), Col("filled", "cleaning.{row}.gaps_filled"),
             Col("left", "cleaning.{row}.gaps_left"), Col("outliers", "cleaning.{row}.outliers_flagged"),
             Col("cap unknown", "cleaning.{row}.market_cap_missing"), Col("volume unknown", "cleaning.{row}.volume_missing")]),
@@ -237,6 +238,21 @@ def _pool_text(clf: ReportRun) -> str:
             f"training rows plus the other coins' rows up to its own last training day (none newer), and is scored on "
             f"its own holdout.")
 
+def _cv_against_constant(clf: ReportRun, coins: list[str]) -> str:
+    "The sentence a reader needs when a chosen model's inner-CV log loss is worse than the constant forecast's."
+    k = lambda c, m: f"evaluation.{c}.{m}"
+    worse = [c for c in coins if has_metric(clf, k(c, "inner_loss")) and has_metric(clf, k(c, "inner_loss_climatology"))
+             and metric(clf, k(c, "inner_loss")) > metric(clf, k(c, "inner_loss_climatology"))]
+    if not worse: return ("On every coin the chosen model's inner-CV log loss is below the constant forecast's "
+                          "(climatology: always the training up-rate).")
+    pairs = "; ".join(f"{c} {fmt_metric(clf, k(c, 'inner_loss'), '{:.4f}')} against {fmt_metric(clf, k(c, 'inner_loss_climatology'), '{:.4f}')}"
+                      for c in worse)
+    every = "every coin" if len(worse) == len(coins) else f"{', '.join(worse)} ({len(worse)} of {len(coins)} coins)"
+    return (f"**CV worse than constant.** On {every} the chosen model's inner-CV log loss is worse than that of the "
+            f"constant forecast that always says the training up-rate ({pairs}): in cross-validation the model did not "
+            f"beat a constant, so the selection kept the best of the families searched, not a model with skill. The "
+            f"holdout results below are to be read against the same baselines.")
+
 def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
     "The direction classifier's set-up, choices, holdout metrics, baselines, figures, backtest and promotion."
     if (gap := ctx.need(clf, *needs("3.4", "train_classifier")[:6])): return gap
@@ -251,11 +267,16 @@ def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
                               Col("to", ev + "train_end", "{:.10}", "l"), Col("pooled rows", ev + "pooled_train"), Col("embargo", ev + "embargo"),
                               Col("holdout rows", ev + "holdout"), Col("from", ev + "holdout_start", "{:.10}", "l"),
                               Col("to", ev + "holdout_end", "{:.10}", "l")]))
-    chosen = md_table(["coin", "family", "calibration", "parameters", "inner-CV log loss", "climatology's"],
-                      [[c, fmt_metric(clf, f"params.{c}.family"), fmt_metric(clf, f"params.{c}.calibration"), _params_text(clf, c),
+    with_params = [c for c in cs if has_metric(clf, f"params.{c}")]
+    shared = len(with_params) > 1 and all(metric(clf, f"params.{c}") == metric(clf, f"params.{with_params[0]}") for c in with_params)
+    chosen = md_table(["coin", "family", "calibration", *([] if shared else ["parameters"]), "inner-CV log loss", "climatology's"],
+                      [[c, fmt_metric(clf, f"params.{c}.family"), fmt_metric(clf, f"params.{c}.calibration"),
+                        *([] if shared else [_params_text(clf, c)]),
                         fmt_metric(clf, f"evaluation.{c}.inner_loss", "{:.4f}") if has_metric(clf, f"evaluation.{c}.inner_loss") else "–",
                         fmt_metric(clf, f"evaluation.{c}.inner_loss_climatology", "{:.4f}") if has_metric(clf, f"evaluation.{c}.inner_loss_climatology") else "–"]
-                       for c in cs if has_metric(clf, f"params.{c}")], "llllrr")
+                       for c in with_params], "lll" + ("" if shared else "l") + "rr")
+    once = f"Every coin's model has the same parameters (one pooled selection): {_params_text(clf, with_params[0])}." if shared else ""
+    chosen = join_parts(chosen, once, _cv_against_constant(clf, cs))
     ho = "holdout.{row}."
     metrics_t = cited_table(clf, cs, [Col("n", ho + "n"), Col("ROC-AUC", ho + "roc_auc", "{:.3f}"),
                                       Col("accuracy", ho + "accuracy", "{:.3f}"), Col("Brier skill", ho + "brier_skill", "{:+.3f}"),
@@ -282,7 +303,7 @@ def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
         sub("ROC and calibration", ctx.panel(clf, "roc_*.png", "ROC curves on the holdout, one panel per coin"),
             ctx.panel(clf, "calibration_*.png", "reliability of P(up) on the holdout, one panel per coin")),
         sub("Backtest", "A long/flat strategy on the holdout: long when P(up) > 0.5, flat otherwise, against buy and hold:",
-            back_t, ctx.panel(clf, "backtest_*.png", "equity of long/flat against buy and hold on the holdout", ncols=2)))
+            back_t, ctx.panel(clf, "backtest_*.png", "equity of long/flat against buy and hold on the holdout")))
 
 # %% ../../nbs/15g_report.sections.ipynb #18033902
 def forecaster_results(ctx: ReportContext, fc: ReportRun) -> str:
@@ -307,7 +328,7 @@ def forecaster_results(ctx: ReportContext, fc: ReportRun) -> str:
         "MAE relative to the random walk at every horizon evaluated (below 1: better than the last price):", by_h,
         "The tuned parameters per coin (the window of returns Prophet sees, the shrink of its drift, the interval "
         "calibration):", par,
-        ctx.panel(fc, "forecast_*.png", "the champion forecaster's path with 80% and 95% bands after the last stored day", ncols=2))
+        ctx.panel(fc, "forecast_*.png", "the champion forecaster's path with 80% and 95% bands after the last stored day"))
 
 def promotions(ctx: ReportContext, clf: ReportRun | None, fc: ReportRun | None) -> str:
     "Per coin and model kind: the version registered, whether the registry's rule promoted it, and why."
@@ -468,7 +489,7 @@ def _timeline_table(timeline: list[dict]) -> str:
         t = datetime.fromisoformat(str(e["time"]).replace("Z", "+00:00"))
         detail = str(e.get("detail") or "")
         rows.append([f"{(t - t0).total_seconds():.0f}", html.escape(str(e["step"])),
-                     html.escape(detail[:110] + ("…" if len(detail) > 110 else "")).replace("|", "/")])
+                     html.escape(detail[:80] + ("…" if len(detail) > 80 else "")).replace("|", "/")])
     return md_table(["after (s)", "step", "detail"], rows, "rll")
 
 def evaluation_strategy(ctx: ReportContext) -> str:
@@ -483,13 +504,18 @@ def evaluation_strategy(ctx: ReportContext) -> str:
 
 # %% ../../nbs/15g_report.sections.ipynb #dd9eb154
 def frontend(ctx: ReportContext) -> str:
-    "5. The screenshot the browser test captured, with the serving notebook's tour of the UI."
-    if not ctx.screenshot.is_file():
-        shot = not_available("no screenshot of the web app (the browser test saves `reports/figures/frontend.png` when run by `make screenshot`)", "make screenshot")
+    "5. The app this run serves, photographed as the report was built (else the committed picture and why), and the UI tour."
+    if ctx.screenshot_note is None and ctx.screenshot.is_file():
+        shot = ctx.image(ctx.screenshot.read_bytes(), "frontend.png", "the Gradio web app this pipeline serves (its "
+                         "registry's champions and its store), photographed in headless Chromium while this report was built")
+    elif not ctx.screenshot.is_file():
+        shot = not_available(f"no picture of the web app: this run's app was not photographed ({ctx.screenshot_note}) "
+                             "and there is no committed `reports/figures/frontend.png`", "make screenshot")
     else:
         shot = ctx.image(ctx.screenshot.read_bytes(), "frontend.png", "the Gradio web app served by FastAPI, in headless "
                          "Chromium (simulated data). This is the committed picture from the last `make screenshot`, not a "
                          "picture of the app this pipeline serves: its data date and model versions are that run's")
+        shot = join_parts(f"This run's app was not photographed: {ctx.screenshot_note}.", shot)
     return join_parts(shot, section_prose(ctx, "5"))
 
 def repository_url(settings: Settings | None = None) -> str | None:
@@ -538,18 +564,16 @@ def appendix_real_data(ctx: ReportContext) -> str:
             f"coins; accuracy above the best baseline at the 5% level on {fmt_metric(real, 'summary.beats_best_baseline')}; "
             f"long/flat above buy-and-hold on {fmt_metric(real, 'summary.beats_buy_hold')}; highest holdout accuracy "
             f"{fmt_metric(real, 'summary.max_accuracy', '{:.3f}')} (above 0.6 would suggest leakage).")
-    cap, committed = "holdout ROC-AUC and Brier skill per coin with 95% intervals", ctx.real_data_md.parent / "figures" / "real_data_auc_by_coin.png"
-    fig = ctx.figure(real, "auc_by_coin.png", cap) if real.record and (real.path / "auc_by_coin.png").is_file() else \
-        ctx.image(committed.read_bytes(), "real_data_auc_by_coin.png", cap, f"`reports/figures/{committed.name}`") \
-        if not real.record and committed.is_file() else ""
-    return join_parts(head, "Intervals are 95% block-bootstrap intervals; returns include 10 bps fees per side.", table, fig,
-                 f"The full page, with the per-coin figures: `reports/{ctx.real_data_md.name}`.")
+    # the table holds every interval the page's figure draws: the report shows the numbers once
+    return join_parts(head, "Intervals are 95% block-bootstrap intervals; returns include 10 bps fees per side.", table,
+                      f"The full page, with its figures (these intervals drawn per coin, and more): `reports/{ctx.real_data_md.name}`.")
 
 def appendix_benchmarks(ctx: ReportContext) -> str:
     "B. Every benchmark row, cited from reports/benchmarks/*.json."
     if not ctx.benchmarks: return not_available("no benchmark results (`reports/benchmarks/*.json`)", "make bench")
-    return join_parts("Measured on this project's shared 2-core machine by `make bench` (median wall time of the timed runs; "
-                 "`reports/benchmarks.md` has the notes of every row):", benchmarks_markdown(ctx.benchmarks, cite=True, notes=False))
+    goals = benchmarks_markdown(ctx.benchmarks, cite=True, notes=False, goals_only=True)
+    return join_parts("The benchmarks with a goal, measured on this project's shared 2-core machine by `make bench` (median "
+                      "wall time of the timed runs). `reports/benchmarks.md` has every measured row, with its notes:", goals)
 
 def appendix_runs(ctx: ReportContext) -> str:
     "C. The runs this report was built from."

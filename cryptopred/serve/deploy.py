@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,7 @@ from .app import create_app
 
 # %% auto #0
 __all__ = ['DEPLOY_DIR', 'READ_TIMEOUT_S', 'PortInUse', 'check_port', 'alert_rules', 'write_alert_rules', 'read_timeout_protocol',
-           'serve_blocking']
+           'serve_blocking', 'serve_in_thread']
 
 # %% ../../nbs/14f_serve.deploy.ipynb #8bbd343e
 class PortInUse(CryptopredError):
@@ -126,3 +128,28 @@ def serve_blocking(
 
     _Server(uvicorn.Config(app or create_app(s), host=host, port=port, log_level=log_level, access_log=access_log,
                            http=read_timeout_protocol(read_timeout), timeout_graceful_shutdown=10)).run()
+
+@contextmanager
+def serve_in_thread(
+    settings: Settings,  # the app's settings (its home's registry and store)
+    ui: bool = True,  # mount the web UI (False: the JSON API only, faster to start)
+    timeout: float = 120.0,  # seconds the app may take to start
+) -> Iterator[str]:
+    "The app under uvicorn on a free loopback port in a thread, for as long as the block runs; yields its base URL."
+    import uvicorn
+
+    started = threading.Event()
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            started.set()
+    server = _Server(uvicorn.Config(create_app(settings, ui=ui), host="127.0.0.1", port=0, log_level="warning",
+                                    lifespan="on"))
+    thread = threading.Thread(target=server.run, name="cryptopred-app", daemon=True)
+    thread.start()
+    try:
+        if not started.wait(timeout) or not server.servers: raise CryptopredError(f"the app did not start within {timeout:g} s")
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)

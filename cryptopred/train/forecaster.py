@@ -177,7 +177,7 @@ def record_forecaster(
                                f"horizon {fit.main_horizon} ({frame_sha256(ev[['origin', 'horizon', 'truth']])})")
     if run_dir is not None:
         fig = plot_forecast(frame, m.forecast(max(fit.horizons)), granularity,
-                            title=f"{fit.coin}: forecast with 80%/95% intervals from {m.last_timestamp:%Y-%m-%d %H:%M}")
+                            title=f"{fit.coin} from {m.last_timestamp:%Y-%m-%d}" + (f" {m.last_timestamp:%H:%M}" if granularity == "hourly" else ""))
         save_figure(run_dir, fig, f"forecast_{fit.coin}.png")
     return {"per_coin": row, "by_horizon": by_h, "params": fit.params.to_dict(), "tuning": fit.tuning, "version": version,
             "promotion": to_jsonable(promo), "fit_seconds": m.fit_info["fit_seconds"], "data_hash": data_hash,

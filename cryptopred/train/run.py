@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from ..artifacts import RegistryError
 from ..classify import remember_selections, remembered_selections
-from ..common import CryptopredError, coin_list, metrics_contract, save_figure, to_jsonable
+from ..common import PRINT_WIDTH_IN, CryptopredError, coin_list, metrics_contract, print_style, save_figure, to_jsonable
 from ..config import Settings
 from ..features import BTC_COIN, build_panel
 from ..registry import LoadedModel, ModelRegistry, open_registry
@@ -200,13 +200,14 @@ def plot_importance(
     "Permutation importance on the holdout: the `top` features by mean over coins, one marker per coin."
     df = pd.DataFrame(importances)
     order = df.mean(axis=1).sort_values().tail(top).index
-    fig = Figure(figsize=(7, 0.32 * len(order) + 1.4), layout="constrained"); ax = fig.add_subplot()
-    y = np.arange(len(order))
-    ax.barh(y, df.loc[order].mean(axis=1), color="lightsteelblue", label="mean over coins")
-    for i, c in enumerate(df.columns): ax.plot(df.loc[order, c], y, "o", ms=4, color=f"C{i % 10}", label=c)
-    ax.axvline(0, color="grey", lw=0.8); ax.set_yticks(y, order)
-    ax.set(xlabel="increase in holdout log loss when shuffled", title="Feature importance (permutation, holdout)")
-    ax.legend(fontsize="small", loc="lower right")
+    with print_style():  # drawn at its printed size: the report's full text width
+        fig = Figure(figsize=(PRINT_WIDTH_IN, 0.2 * len(order) + 1.0), layout="constrained"); ax = fig.add_subplot()
+        y = np.arange(len(order))
+        ax.barh(y, df.loc[order].mean(axis=1), color="lightsteelblue", label="mean over coins")
+        for i, c in enumerate(df.columns): ax.plot(df.loc[order, c], y, "o", ms=3.5, color=f"C{i % 10}", label=c)
+        ax.axvline(0, color="grey", lw=0.8); ax.set_yticks(y, order)
+        ax.set(xlabel="increase in holdout log loss when shuffled", title="Feature importance (permutation, holdout)")
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     return fig
 
 # %% ../../nbs/13d_train.run.ipynb #292defc1

@@ -194,6 +194,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'cryptopred.config.Settings.secret_values': ( 'config.html#settings.secret_values',
                                                                                  'cryptopred/config.py'),
                                    'cryptopred.config.TrainSettings': ('config.html#trainsettings', 'cryptopred/config.py'),
+                                   'cryptopred.config.TrainSettings._dask_scheduler': ( 'config.html#trainsettings._dask_scheduler',
+                                                                                        'cryptopred/config.py'),
                                    'cryptopred.config.TrainSettings._horizons': ( 'config.html#trainsettings._horizons',
                                                                                   'cryptopred/config.py'),
                                    'cryptopred.config._Group': ('config.html#_group', 'cryptopred/config.py'),

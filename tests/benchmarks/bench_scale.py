@@ -79,13 +79,14 @@ def bench_env(home: Path, coins, **extra) -> dict:
     return env
 
 
-def run_size(n: int, home: Path, out: dict) -> dict[str, dict]:
-    "Every stage at `n` coins in `home`, into `out`."
+def run_size(n: int, home: Path, out: dict, after=lambda: None) -> dict[str, dict]:
+    "Every stage at `n` coins in `home`, into `out`; `after()` once each stage is done."
     env = bench_env(home, HUNDRED_COINS[:n])
     for step in STAGES:
         params = {"pdf": "false", "out_dir": home / "report"} if step == "report" else None
         out[step] = run_stage(step, env, params)
         print(f"  {n} coins {step}: {out[step]['wall_s']:.1f} s, {out[step]['peak_mb']:.0f} MB", flush=True)
+        after()
     return out
 
 
@@ -148,7 +149,7 @@ def main(argv=None) -> None:
     load0, t0 = os.getloadavg(), time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     results, dask, failures = {}, None, []
-    def record():  # after every size, so a run cut short still leaves what it measured
+    def record():  # after every stage, so a run cut short still leaves what it measured
         details = {"load_average_start": [round(x, 2) for x in load0], "load_average_now": [round(x, 2) for x in os.getloadavg()],
                    "wall_s": round(time.perf_counter() - t0, 1), "dask": dask, "sizes_run": sorted(results), "failures": failures,
                    "stages": {str(n): {s: {k: v for k, v in r.items() if k != "metrics"} for s, r in res.items()}
@@ -157,7 +158,7 @@ def main(argv=None) -> None:
     for n in sizes:
         print(f"== {n} coins", flush=True)
         results[n] = {}
-        try: run_size(n, root / f"coins{n}", results[n])
+        try: run_size(n, root / f"coins{n}", results[n], record)
         except SystemExit as e: print(f"{n} coins stopped: {e}", flush=True); failures.append(f"{n} coins: {str(e)[:300]}")
         record()
         if n == max(sizes) and 10 in results and not a.no_dask:

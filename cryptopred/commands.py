@@ -373,15 +373,18 @@ def _train_parser() -> argparse.ArgumentParser:
     ap.add_argument("--horizon", type=int, help="classifier: target steps; forecaster: main horizon (default 7 daily / 24 hourly)")
     ap.add_argument("--source", help="store source to train on (default: CRYPTOPRED_SOURCE)")
     ap.add_argument("--n-jobs", type=int, help="local worker processes (default: CRYPTOPRED_N_JOBS)")
-    ap.add_argument("--backend", choices=BACKENDS, default="loky", help="loky (this machine) or dask (a cluster)")
-    ap.add_argument("--scheduler", help="Dask scheduler address for --backend dask, e.g. tcp://10.0.0.5:8786")
+    ap.add_argument("--backend", choices=BACKENDS, help="loky (this machine) or dask (a cluster); default: dask when "
+                    "CRYPTOPRED_DASK_SCHEDULER is set, else loky")
+    ap.add_argument("--scheduler", help="Dask scheduler address for --backend dask, e.g. tcp://10.0.0.5:8786 "
+                    "(default: CRYPTOPRED_DASK_SCHEDULER)")
     ap.add_argument("--timeout", type=float, help="stop a run after this many seconds")
     return ap
 
 def train_cli(argv: list[str] | None = None) -> int:
     "`cryptopred train [--coins] [--granularity] [--kind forecaster|classifier|all] [--budget] [--seed] [--backend loky|dask] [--scheduler ADDR]`"
     ap = _train_parser(); a = ap.parse_args(argv)
-    if a.backend == "dask" and not a.scheduler: ap.error("--backend dask needs --scheduler ADDRESS")
+    if a.backend == "dask" and not (a.scheduler or load_settings().dask_scheduler):
+        ap.error("--backend dask needs --scheduler ADDRESS (or CRYPTOPRED_DASK_SCHEDULER)")
     params = {k: v for k, v in dict(coins=a.coins, granularity=a.granularity, horizon=a.horizon, search_budget=a.budget,
                                     seed=a.seed, source=a.source, n_jobs=a.n_jobs, backend=a.backend,
                                     scheduler=a.scheduler).items() if v is not None}

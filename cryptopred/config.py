@@ -110,6 +110,16 @@ class TrainSettings(_Group):
     forecast_horizons: tuple[int, ...] = Field((1, 7, 30), description="Prophet forecast horizons in days")
     fee_bps: float = Field(10.0, ge=0, description="Backtest fee per side, basis points")
     promotion_margin: float = Field(0.0, ge=0, description="Margin a challenger must beat the champion by")
+    dask_scheduler: str | None = Field(None, description="Dask scheduler address (tcp://host:8786) the per-coin training "
+                                       "fans out to; unset or `local`: joblib processes on this machine (n_jobs)")
+
+    @field_validator("dask_scheduler")
+    @classmethod
+    def _dask_scheduler(cls, v):
+        if v is None or v.strip() in ("", "local"): return None
+        if not re.match(r"^(tcp|tls|ucx|ws|wss|inproc)://\S+$", v.strip()):
+            raise ValueError("must be `local` or a Dask scheduler address such as tcp://10.0.0.5:8786")
+        return v.strip()
 
     @field_validator("forecast_horizons")
     @classmethod

@@ -5,10 +5,13 @@ import logging
 
 import pandas as pd
 import pytest
-from support.fakes import NOW, SECRET, client, expected_days, fake_prices, frozen_fake, retry_waits
+from support.fakes import NOW, SECRET, client, expected_days, fake_prices, frozen_fake, ms, retry_waits
+from support.homes import HUNDRED_COINS, cg_settings
 
 from cryptopred.data.coingecko import CoinGecko, CoinGeckoError, UnknownCoin
 from cryptopred.data.core import SourceUnavailable
+from cryptopred.data.fake import FakeCoinGecko
+from cryptopred.data.ingest import ingest
 
 
 @pytest.fixture
@@ -158,3 +161,35 @@ def test_live_quote_from_simple_price(fake, tmp_path):
     assert q["ethereum"].time == NOW.floor("s") and q["ethereum"].market_cap > 0
     with pytest.raises(UnknownCoin, match="notacoin: unknown coin id"):
         client(fake, tmp_path).quote("notacoin")
+
+
+def test_ingest_of_30_coins_keeps_the_rate_says_how_far_it_is_resumes_and_then_asks_once_per_coin(tmp_path):
+    """30 coins at 10 calls a minute on a virtual clock: the limiter spaces every call 6 s apart across coins, a line
+    at least every 10 s says coins done and the time left; CoinGecko failing at coin 13 stops the run, the next run
+    fetches only the 18 coins not yet stored, and a day later each coin costs one call for the missing range."""
+    coins = HUNDRED_COINS[:30]
+    clock = {"t": 0.0, "now": NOW}
+    tick, sleep = (lambda: clock["t"]), (lambda s: clock.update(t=clock["t"] + s))
+    with FakeCoinGecko(coins=dict.fromkeys(coins, 100.0), now=lambda: ms(clock["now"])) as fake:
+        s = cg_settings(fake, tmp_path, calls_per_minute=10, max_retries=0)
+        run = lambda lines: ingest(s, CoinGecko(s, sleep=sleep, clock=tick, now=lambda: clock["now"]), coins, days=30,
+                                   now=clock["now"], echo=lines.append, clock=tick)
+        fake.inject("503", times=None, path=f"/coins/{coins[12]}/")
+        lines = []
+        first = run(lines)
+        assert first.failed == list(coins[12:]) and len(fake.calls("market_chart")) == 13
+        assert first.requests["rate_waits"] == 12
+        assert clock["t"] == pytest.approx(12 * 6.0) and first.requests["rate_wait_s"] == pytest.approx(72.0)
+        stamps = [float(ln.split(", ")[1].split()[0]) for ln in lines[:-1]]
+        assert lines[0] == "ingest coingecko: 3/30 coins, 12 s elapsed, 1 min 48 s left · solana"
+        assert all(b - a <= 10 + 6 for a, b in zip([0.0, *stamps], stamps, strict=False)), lines
+        assert lines[-1].startswith("ingest coingecko: 30/30 coins")
+        fake.clear(); fake.reset_requests()
+        again = run([])  # resumes: the 12 stored coins are up to date, only the others are asked for
+        assert again.ok and [c.path.split("/")[-2] for c in fake.calls("market_chart")] == list(coins[12:])
+        assert all("up to date" in r.notes for r in again.results[:12])
+        fake.reset_requests(); clock["now"] += pd.Timedelta(days=2)
+        later = run([])
+        chart = fake.calls("market_chart")
+        assert later.ok and len(chart) == 30 and all(float(c.query["days"]) <= 3 for c in chart)
+        assert {r.added for r in later.results} == {2}

@@ -3,6 +3,9 @@ on a random loopback port (one server for the module; small extra servers for th
 from __future__ import annotations
 
 import json
+import shutil
+import statistics
+import time
 from pathlib import Path
 
 import httpx
@@ -10,7 +13,7 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 from support.fakes import live_server, parse_metrics, sample
-from support.homes import last_row_time, register_classifier, registry_of, serve_settings
+from support.homes import HUNDRED_COINS, last_row_time, register_classifier, registry_of, serve_settings
 
 from cryptopred.data.ingest import ingest
 from cryptopred.monitor.predictions import read_predictions
@@ -278,3 +281,30 @@ def test_shutdown_writes_every_logged_prediction(tmp_path, home):
     lines = sorted((s.monitoring_dir / "predictions").glob("*.jsonl"))
     assert sum(len(p.read_text().splitlines()) for p in lines) == 10
     assert all(json.loads(line)["channel"] == "api" for p in lines for line in p.read_text().splitlines())
+
+
+def test_a_hundred_coins_are_listed_and_predicted_as_fast_as_two(server, served_home, tmp_path):
+    """The module's champions served among 100 configured coins: `/coins` lists the 100 ids in order, a coin without
+    a model is a 503 with the hint, and a prediction costs what it costs when 2 coins are served (requests to both
+    apps interleaved, so the machine's load hits both alike; the answers are the same)."""
+    small = server[0]
+    home = tmp_path / "home100"
+    shutil.copytree(served_home.home, home, ignore=shutil.ignore_patterns("monitoring", "runs"))
+    app = create_app(serve_settings(home, coins=HUNDRED_COINS), ui=False)
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as big:
+        listed = big.get("/api/v1/coins").json()["coins"]
+        assert [c["coin"] for c in listed] == list(HUNDRED_COINS)
+        assert {c["coin"] for c in listed if c["servable"]} == {"bitcoin", "ethereum"}
+        r = big.post(PREDICT, json={"coin": HUNDRED_COINS[-1]})
+        assert r.status_code == 503 and r.json()["hint"] == "run `make train`"
+        seconds = {"small": [], "big": []}
+        for _ in range(30):
+            for name, c in (("small", small), ("big", big)):
+                t0 = time.perf_counter()
+                r = c.post(PREDICT, json={"coin": "ethereum"})
+                seconds[name].append(time.perf_counter() - t0)
+                assert r.status_code == 200, r.text
+        assert big.post(PREDICT, json={"coin": "ethereum"}).json()["prob_up"] == small.post(
+            PREDICT, json={"coin": "ethereum"}).json()["prob_up"]
+        p50 = {k: statistics.median(v) for k, v in seconds.items()}
+        assert p50["big"] <= 1.5 * p50["small"] + 0.005, p50

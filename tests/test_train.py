@@ -15,7 +15,7 @@ from cryptopred.registry import open_registry
 from cryptopred.report.context import SECTION_NEEDS
 from cryptopred.runs import latest_run, run_step
 from cryptopred.train.classifier import fit_classifier
-from cryptopred.train.core import load_market
+from cryptopred.train.core import load_market, run_settings
 from cryptopred.train.run import train_all
 
 
@@ -97,13 +97,15 @@ def test_dask_backend_on_a_local_cluster_gives_the_loky_results(tmp_path):
     a, b = (simulated_home(tmp_path / n) for n in ("a", "b"))
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         rd = train_all(a, kind="forecaster", backend="dask", scheduler=cluster.scheduler_address, progress=False, tune=False)
-        # the pooled classifier: the first coin's pooled selection is made on a worker and handed to the others
-        cd = train_all(a, kind="classifier", backend="dask", scheduler=cluster.scheduler_address, progress=False, **QUICK)
+        # the pooled classifier, on the cluster CRYPTOPRED_DASK_SCHEDULER names (no backend argument): the first
+        # coin's pooled selection is made on a worker and handed to the others
+        on_cluster = run_settings(a, dask_scheduler=cluster.scheduler_address)
+        cd = train_all(on_cluster, kind="classifier", progress=False, **QUICK)
     rl = train_all(b, kind="forecaster", progress=False, tune=False)
     cl = train_all(b, kind="classifier", progress=False, **QUICK)
     assert rd.ok and rl.ok and rd.parameters["backend"] == "dask"
     assert rd.metrics()["per_coin"] == rl.metrics()["per_coin"]
-    assert cd.ok and cl.ok and cd.parameters["pooled"] and cd.parameters["pool"] == ["bitcoin", "ethereum"]
+    assert cd.ok and cl.ok and cd.parameters["backend"] == "dask" and cd.parameters["pooled"] and cd.parameters["pool"] == ["bitcoin", "ethereum"]
     mc, ml = cd.metrics(), cl.metrics()
     for k in ("holdout", "params", "features", "pooled_with"): assert mc[k] == ml[k], k
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ from .sources import open_source
 from .store import QuarantineFailed, Store, read_source
 
 # %% auto #0
-__all__ = ['INGEST_METRICS', 'CoinResult', 'IngestFailed', 'IngestReport', 'request_stats', 'ingest', 'live_store',
-           'ReplayReport', 'replay', 'plot_prices']
+__all__ = ['INGEST_METRICS', 'CoinResult', 'IngestFailed', 'IngestReport', 'request_stats', 'IngestProgress', 'ingest',
+           'live_store', 'ReplayReport', 'replay', 'plot_prices']
 
 # %% ../../nbs/03h_data.ingest.ipynb #b7244fe3
 _log = logging.getLogger("cryptopred.data.ingest")
@@ -179,6 +180,48 @@ def request_stats(
     return out
 
 # %% ../../nbs/03h_data.ingest.ipynb #d54fdbec
+def _duration(s: float) -> str:
+    "Seconds as `42 s`, `3 min 05 s` or `1 h 02 min`."
+    s = max(0, round(s))
+    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s" if s < 3600 else f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+class IngestProgress:
+    "Says how far an ingest is at least every `every` seconds: coins done of the total, elapsed, the estimated time left."
+    def __init__(self, total: int,  # coins in the ingest
+                 every: float = 10.0,  # seconds between lines at most
+                 echo: Callable[[str], object] | None = None,  # gets each line (default: stderr and the log)
+                 clock: Callable[[], float] = time.monotonic,  # seconds; a virtual clock turns the ticker thread off
+                 label: str = "ingest"):
+        self.total, self.every, self.clock, self.label = total, every, clock, label
+        self.echo = echo or (lambda line: (print(line, file=sys.stderr, flush=True), _log.info(line)))
+        self.done, self.coin, self.t0 = 0, None, clock()
+        self._last, self._lock, self._stop = self.t0, threading.Lock(), threading.Event()
+        self._ticker = None
+        if clock is time.monotonic:
+            self._ticker = threading.Thread(target=self._tick, daemon=True, name="ingest-progress"); self._ticker.start()
+
+    def line(self) -> str:
+        "Where the ingest is now."
+        el = self.clock() - self.t0
+        eta = "estimating" if not self.done else _duration(el / self.done * (self.total - self.done))
+        now = f" · {self.coin}" if self.coin and self.done < self.total else ""
+        return f"{self.label}: {self.done}/{self.total} coins, {_duration(el)} elapsed, {eta} left{now}"
+
+    def _emit(self, force: bool = False):
+        with self._lock:
+            if force or self.clock() - self._last >= self.every: self._last = self.clock(); self.echo(self.line())
+    def _tick(self):
+        while not self._stop.wait(min(1.0, self.every)): self._emit()
+
+    def start(self, coin: str): self.coin = coin; self._emit()
+    def finished(self, coin: str): self.done += 1; self._emit()
+    def close(self):
+        "Stop the ticker and write the last line."
+        self._stop.set()
+        if self._ticker: self._ticker.join(2)
+        self._emit(force=True)
+
+# %% ../../nbs/03h_data.ingest.ipynb #2d8f8be6
 def ingest(
     settings: Settings | None = None,  # home, coins, source, keys, limits
     source: str | Source | None = None,  # auto | coingecko | simulated | csv:<folder> | a Source (default: settings.source)
@@ -188,6 +231,9 @@ def ingest(
     progress: bool = False,  # show a progress bar per coin
     now=None,  # the current time (tests)
     store: Store | None = None,  # the store to fill (default: Store(settings))
+    log_every: float | None = 10.0,  # seconds between progress lines at most (coins done, time left); None: none
+    echo: Callable[[str], object] | None = None,  # gets the progress lines (default: stderr and the log)
+    clock: Callable[[], float] = time.monotonic,  # seconds, for the progress lines (tests pass a virtual clock)
 ) -> IngestReport:
     "Fetch what is missing for each coin into the store; per-coin failures are recorded, not raised."
     from tqdm import tqdm
@@ -203,16 +249,20 @@ def ingest(
     report = IngestReport(src.label, granularity, bool(src.simulated), notes=notes)
     down, waits_before = None, len(getattr(src, "waits", ()))
     bar = tqdm(coins, desc=f"ingest {src.label}", unit="coin", disable=not progress, file=sys.stderr)
+    said = IngestProgress(len(coins), log_every, echo, clock, f"ingest {src.label}") if log_every else None
     for coin in bar:
         bar.set_postfix_str(coin)
-        if down:
-            report.results.append(CoinResult(coin, error=f"skipped: {down}")); continue
-        try: report.results.append(_ingest_coin(src, store, coin, granularity, days, settings, now, progress))
-        except Exception as e:
-            msg = redact(str(e) if isinstance(e, CryptopredError) else f"{type(e).__name__}: {e}", settings)
-            _log.error("ingest %s %s from %s failed: %s", coin, granularity, src.label, msg)
-            if isinstance(e, SourceUnavailable): down = f"{src.label} unavailable ({msg})"
-            report.results.append(CoinResult(coin, error=msg))
+        if said: said.start(coin)
+        if down: report.results.append(CoinResult(coin, error=f"skipped: {down}"))
+        else:
+            try: report.results.append(_ingest_coin(src, store, coin, granularity, days, settings, now, progress))
+            except Exception as e:
+                msg = redact(str(e) if isinstance(e, CryptopredError) else f"{type(e).__name__}: {e}", settings)
+                _log.error("ingest %s %s from %s failed: %s", coin, granularity, src.label, msg)
+                if isinstance(e, SourceUnavailable): down = f"{src.label} unavailable ({msg})"
+                report.results.append(CoinResult(coin, error=msg))
+        if said: said.finished(coin)
+    if said: said.close()
     report.requests = request_stats(settings, getattr(src, "waits", None), waits_before)
     return report
 

@@ -34,14 +34,15 @@ from cryptopred.report.cite import (
 )
 from .context import ReportContext, coins_of, join_parts, needs, not_available, results, section_prose
 from .prose import shift_headings
-from .render import compact_png, ensure_diagram
+from .render import compact_png, ensure_diagram, panel_png
 
 # %% auto #0
-__all__ = ['FEATURE_BLOCKS', 'MONITORED', 'SECTIONS', 'findings', 'introduction', 'pipeline_diagram', 'technical_details',
-           'data_ingestion', 'preprocessing', 'feature_block', 'feature_engineering', 'classifier_results',
-           'forecaster_results', 'promotions', 'model_training', 'champions_table', 'deployment', 'alert_rules_table',
-           'monitor_results', 'monitoring', 'demo_results', 'evaluation_strategy', 'frontend', 'repository_url',
-           'repository', 'appendix_real_data', 'appendix_benchmarks', 'appendix_runs', 'Section']
+__all__ = ['PAGE_COINS', 'TOP_BOTTOM', 'FEATURE_BLOCKS', 'MONITORED', 'SECTIONS', 'findings', 'introduction', 'pipeline_diagram',
+           'technical_details', 'page_coins', 'coin_panel', 'data_ingestion', 'preprocessing', 'feature_block',
+           'feature_engineering', 'classifier_results', 'forecaster_results', 'promotions', 'model_training',
+           'champions_table', 'deployment', 'alert_rules_table', 'monitor_results', 'monitoring', 'demo_results',
+           'evaluation_strategy', 'frontend', 'repository_url', 'repository', 'appendix_real_data',
+           'appendix_benchmarks', 'appendix_runs', 'Section']
 
 # %% ../../nbs/15g_report.sections.ipynb #7cc414eb
 def findings(ctx: ReportContext) -> str:
@@ -133,11 +134,40 @@ def technical_details(ctx: ReportContext) -> str:
             "latest run of that stage recorded.")
 
 # %% ../../nbs/15g_report.sections.ipynb #d430bcf1
+PAGE_COINS = 20  # per-coin tables and panels with more coins than this show the top and bottom lists only
+TOP_BOTTOM = 10  # coins in each of the two lists
+
+def page_coins(run: ReportRun, cs: list[str],  # the run and its coins, in its order
+               key: str,  # the metric that ranks them, a template with `{row}` for the coin
+               what: str,  # what the metric is, in words
+               fmt: str = "{:.3f}",  # format of the summary's numbers
+               ) -> tuple[list[str], str]:
+    "All of `cs` when they fit a page; else the `TOP_BOTTOM` highest and lowest by `key`, and a cited sentence on the rest."
+    if len(cs) <= PAGE_COINS: return list(cs), ""
+    val = lambda c: metric(run, key.format(row=c)) if has_metric(run, key.format(row=c)) else None
+    scored = sorted((c for c in cs if isinstance(val(c), (int, float)) and not isinstance(val(c), bool)), key=val, reverse=True)
+    shown = list(dict.fromkeys(scored[:TOP_BOTTOM] + scored[-TOP_BOTTOM:] + [c for c in cs if c not in scored]))
+    rest = [key.format(row=c) for c in scored if c not in shown]
+    note = (f"Of the {fmt_agg(run, [key.format(row=c) for c in cs], 'len')} coins, the {TOP_BOTTOM} highest and the "
+            f"{TOP_BOTTOM} lowest by {what} are listed" + (", with those it could not rank" if len(scored) < len(cs) else ""))
+    if rest: note += (f"; the other {fmt_agg(run, rest, 'len')} have {what} {fmt_agg(run, rest, 'mean', fmt)} on average, "
+                      f"from {fmt_agg(run, rest, 'min', fmt)} to {fmt_agg(run, rest, 'max', fmt)}")
+    return shown, note + "."
+
+def coin_panel(ctx: ReportContext, run: ReportRun, pattern: str, caption: str, coins: list[str], ncols: int = 3) -> str:
+    "`ctx.panel` of the run's per-coin figures, only those of `coins` when they are a page's selection of the run's coins."
+    if set(coins) >= set(coins_of(run)): return ctx.panel(run, pattern, caption, ncols=ncols)
+    paths = [p for c in coins if (p := run.path / pattern.replace("*", c)).is_file()]
+    if not paths: return not_available(f"{run.id} saved no figure {pattern}")
+    return ctx.image(panel_png(paths, ncols=ncols, cell_width=640), f"{run.step}-{pattern.replace('*', 'page')}",
+                     caption + " (the coins listed above)", f"run {run.id}")
+
+# %% ../../nbs/15g_report.sections.ipynb #c7ce63df
 def data_ingestion(ctx: ReportContext) -> str:
     "3.1 Sources, endpoints, storage (library prose); rows ingested per coin and the rate-limit handling in force."
     run = ctx.run("ingest")
     if (gap := ctx.gap("3.1", "ingest")): return join_parts(section_prose(ctx, "3.1"), results("The latest ingest", gap))
-    cs = coins_of(run, "per_coin")
+    cs, cap = page_coins(run, coins_of(run, "per_coin"), "per_coin.{row}.rows", "rows stored", "{:,.0f}")
     per = cited_table(run, cs, [Col("rows added", "per_coin.{row}.rows_added"), Col("duplicates", "per_coin.{row}.duplicates"),
                                 Col("updated", "per_coin.{row}.updated"), Col("quarantined", "per_coin.{row}.quarantined"),
                                 Col("rows stored", "per_coin.{row}.rows", "{:,}"), Col("first", "per_coin.{row}.first", "{:.10}", "l"),
@@ -158,14 +188,15 @@ def data_ingestion(ctx: ReportContext) -> str:
             f"({fmt_metric(run, 'total_rows_added', '{:,}')} new rows):")
     fig = ctx.figure(run, "prices.png", "the stored prices of every coin") if (run.path / "prices.png").is_file() else ""
     return join_parts(section_prose(ctx, "3.1"),
-                 results("The latest ingest", head, per, "\n".join(f"> {n}" for n in notes), limits, fig))
+                 results("The latest ingest", head, per, cap, "\n".join(f"> {n}" for n in notes), limits, fig))
 
 def preprocessing(ctx: ReportContext) -> str:
     "3.2 The cleaning steps (library prose) and the cleaning report's counts from the classifier's training run."
     run = ctx.run("train_classifier")
+    cs, cap = page_coins(run, coins_of(run, "cleaning"), "cleaning.{row}.rows_out", "rows out", "{:,.0f}") if run else ([], "")
     counts = ctx.gap("3.2", "train_classifier") or join_parts(
         f"The cleaning report of every coin, from run {run.id} (which cleaned the stored rows before building features):",
-        cited_table(run, coins_of(run, "cleaning"), [
+        cap, cited_table(run, cs, [
             Col("rows in", "cleaning.{row}.rows_in", "{:,}"), Col("rows out", "cleaning.{row}.rows_out", "{:,}"),
             Col("quarantined", "cleaning.{row}.rows_quarantined"), Col("off grid", "cleaning.{row}.rows_off_grid"),
             Col("merged", "cleaning.{row}.rows_merged"), Col("trimmed", "cleaning.{row}.rows_trimmed")]),
@@ -256,13 +287,14 @@ def _cv_against_constant(clf: ReportRun, coins: list[str]) -> str:
 def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
     "The direction classifier's set-up, choices, holdout metrics, baselines, figures, backtest and promotion."
     if (gap := ctx.need(clf, *needs("3.4", "train_classifier")[:6])): return gap
-    cs = [c for c in coins_of(clf, "holdout") if has_metric(clf, f"holdout.{c}")]
+    cs, cap = page_coins(clf, [c for c in coins_of(clf, "holdout") if has_metric(clf, f"holdout.{c}")],
+                         "holdout.{row}.roc_auc.value", "holdout ROC-AUC")
     ev = "evaluation.{row}."
     setup = join_parts(
         f"Run {clf.id}: target = direction over {fmt_metric(clf, 'horizon')} step(s); the last "
         f"{fmt_metric(clf, 'holdout_fraction', '{:.0%}')} of each coin's usable rows is the final holdout; tuning on "
         f"{fmt_metric(clf, 'cv_folds')} walk-forward folds inside the training part with "
-        f"{fmt_metric(clf, 'search_budget')} candidates per family; seed {fmt_metric(clf, 'seed')}." + _pool_text(clf),
+        f"{fmt_metric(clf, 'search_budget')} candidates per family; seed {fmt_metric(clf, 'seed')}." + _pool_text(clf), cap,
         cited_table(clf, cs, [Col("training rows", ev + "train"), Col("from", ev + "train_start", "{:.10}", "l"),
                               Col("to", ev + "train_end", "{:.10}", "l"), Col("pooled rows", ev + "pooled_train"), Col("embargo", ev + "embargo"),
                               Col("holdout rows", ev + "holdout"), Col("from", ev + "holdout_start", "{:.10}", "l"),
@@ -300,16 +332,16 @@ def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
         sub("Holdout metrics", "With 95% block-bootstrap intervals:", metrics_t,
             "Accuracy against the naive baselines on the same days; the gain is over the best of them, the p-value "
             "that of the paired block-bootstrap test:", base_t),
-        sub("ROC and calibration", ctx.panel(clf, "roc_*.png", "ROC curves on the holdout, one panel per coin"),
-            ctx.panel(clf, "calibration_*.png", "reliability of P(up) on the holdout, one panel per coin")),
+        sub("ROC and calibration", coin_panel(ctx, clf, "roc_*.png", "ROC curves on the holdout, one panel per coin", cs),
+            coin_panel(ctx, clf, "calibration_*.png", "reliability of P(up) on the holdout, one panel per coin", cs)),
         sub("Backtest", "A long/flat strategy on the holdout: long when P(up) > 0.5, flat otherwise, against buy and hold:",
-            back_t, ctx.panel(clf, "backtest_*.png", "equity of long/flat against buy and hold on the holdout")))
+            back_t, coin_panel(ctx, clf, "backtest_*.png", "equity of long/flat against buy and hold on the holdout", cs)))
 
 # %% ../../nbs/15g_report.sections.ipynb #18033902
 def forecaster_results(ctx: ReportContext, fc: ReportRun) -> str:
     "The Prophet forecaster against the random walks: main horizon, every horizon, parameters, figure."
     if (gap := ctx.need(fc, *needs("3.4", "train_forecaster"))): return gap
-    cs = coins_of(fc, "per_coin")
+    cs, cap = page_coins(fc, coins_of(fc, "per_coin"), "per_coin.{row}.mae_vs_rw", "MAE / RW")
     pc = "per_coin.{row}."
     main = cited_table(fc, cs, [Col("origins", pc + "n"), Col("MAE", pc + "mae", "{:,.4g}"), Col("random walk", pc + "rw_mae", "{:,.4g}"),
                                 Col("RW + drift", pc + "rwd_mae", "{:,.4g}"), Col("MAE / RW", pc + "mae_vs_rw", "{:.3f}"),
@@ -324,18 +356,24 @@ def forecaster_results(ctx: ReportContext, fc: ReportRun) -> str:
     return join_parts(
         f"Run {fc.id}: rolling origins through the holdout, main horizon {fmt_metric(fc, 'horizon')} steps. MAE and the "
         f"interval coverage at the main horizon against the random walk (RW: the last price) and the random walk with "
-        f"drift (RWD):", main,
+        f"drift (RWD):", cap, main,
         "MAE relative to the random walk at every horizon evaluated (below 1: better than the last price):", by_h,
         "The tuned parameters per coin (the window of returns Prophet sees, the shrink of its drift, the interval "
         "calibration):", par,
-        ctx.panel(fc, "forecast_*.png", "the champion forecaster's path with 80% and 95% bands after the last stored day"))
+        coin_panel(ctx, fc, "forecast_*.png", "the champion forecaster's path with 80% and 95% bands after the last stored day", cs))
 
 def promotions(ctx: ReportContext, clf: ReportRun | None, fc: ReportRun | None) -> str:
     "Per coin and model kind: the version registered, whether the registry's rule promoted it, and why."
     rows = []
     for kind, run in (("classifier", clf), ("forecaster", fc)):
         if run is None or not has_metric(run, "promotion"): continue
-        for c in metric(run, "promotion"):
+        cs = list(metric(run, "promotion"))
+        shown = page_coins(run, cs, "promotion.{row}.challenger_score", "challenger score")[0]
+        if len(shown) < len(cs):
+            keys = [f"promotion.{c}.promoted" for c in cs]
+            rows.append(["the other coins", kind, "", f"{fmt_agg(run, keys, 'count_true')} of {fmt_agg(run, keys, 'len')} "
+                         "promoted in all", "listed: the highest and lowest challenger scores"])
+        for c in shown:
             rows.append([c, kind, fmt_metric(run, f"promotion.{c}.version"), fmt_metric(run, f"promotion.{c}.promoted", "yesno"),
                          fmt_metric(run, f"promotion.{c}.explanation")])
     return md_table(["coin", "kind", "version", "promoted", "the registry's reason"], rows) if rows else ""
@@ -407,13 +445,14 @@ def _most_drifted(run: ReportRun) -> str | None:
 def monitor_results(ctx: ReportContext, mon: ReportRun) -> str:
     "What the latest monitor run measured: drift, realized performance, serving health, alerts, a drift picture."
     if (gap := ctx.need(mon, *needs("3.6", "monitor"))): return gap
-    cs = coins_of(mon, "drift")
+    cs, cap = page_coins(mon, coins_of(mon, "drift"), "drift.{row}.top_pvalue", "the lowest drift p-value")
     dr = "drift.{row}."
     drift = cited_table(mon, cs, [Col("status", dr + "status", None, "l"), Col("DRIFT", dr + "drifted"),
                                   Col("possible", dr + "possible"), Col("features", dr + "features"),
                                   Col("most drifted", dr + "top_feature", None, "l"), Col("its p-value", dr + "top_pvalue", "{:.3f}"),
                                   Col("window", dr + "window", None, "l")])
-    judged = [c for c in coins_of(mon, "realized") if (metric(mon, f"realized.{c}.n") or 0) > 0]
+    judged, jcap = page_coins(mon, [c for c in coins_of(mon, "realized") if (metric(mon, f"realized.{c}.n") or 0) > 0],
+                              "realized.{row}.accuracy", "realized accuracy")
     rz = "realized.{row}."
     realized = (cited_table(mon, judged, [Col("predictions scored", rz + "n"), Col("accuracy", rz + "accuracy", "{:.3f}"),
                                           Col("baseline", rz + "baseline", "{:.3f}"), Col("Brier skill", rz + "brier_skill", "{:+.3f}"),
@@ -429,17 +468,18 @@ def monitor_results(ctx: ReportContext, mon: ReportRun) -> str:
     worst = _most_drifted(mon)
     fig = ctx.figure(mon, f"drift_{worst}.png", f"drift of {worst}'s features, the recent window against the champion's "
                                                  f"training data (the most drifted coin)") if worst else ""
-    return join_parts(f"Run {mon.id}, data drift of the last window against each champion's training features:", drift, fig,
-                 "Realized performance of the served predictions:", realized, lat, alerts)
+    return join_parts(f"Run {mon.id}, data drift of the last window against each champion's training features:", cap, drift, fig,
+                 "Realized performance of the served predictions:", jcap if judged else "", realized, lat, alerts)
 
 def monitoring(ctx: ReportContext) -> str:
     "3.6 What is monitored and how (prose and tables), the alert rules, what the latest profile and monitor runs found."
     what = md_table(["signal", "measured by", "where", "raises"], [list(r) for r in MONITORED])
     prof, mon = ctx.run("profile"), ctx.run("monitor")
+    pcs, pcap = page_coins(prof, coins_of(prof, "batches"), "batches.{row}.rows", "rows profiled", "{:,.0f}") if prof else ([], "")
     prof_part = ctx.missing("profile") if prof is None else ctx.need(prof, *needs("3.6", "profile")) or join_parts(
         f"Run {prof.id} profiled the new rows of every coin into daily whylogs batch profiles "
         f"(`monitoring/profiles/batch/`):",
-        cited_table(prof, coins_of(prof, "batches"), [Col("batches", "batches.{row}.batches"), Col("rows", "batches.{row}.rows"),
+        pcap, cited_table(prof, pcs, [Col("batches", "batches.{row}.batches"), Col("rows", "batches.{row}.rows"),
                                                       Col("from", "batches.{row}.first", "{:.10}", "l"),
                                                       Col("to", "batches.{row}.last", "{:.10}", "l")]))
     mon_part = ctx.missing("monitor") if mon is None else monitor_results(ctx, mon)

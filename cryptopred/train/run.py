@@ -241,8 +241,8 @@ def train_all(
     seed: int | None = None,  # seed of tuning, models and bootstraps
     source: str | None = None,  # store source to train on (default: the configured one)
     n_jobs: int | None = None,  # local worker processes (default: the n_jobs setting)
-    backend: str = "loky",  # loky (this machine) | dask (a cluster, with `scheduler`)
-    scheduler: str | None = None,  # the Dask scheduler's address, e.g. tcp://127.0.0.1:8786
+    backend: str | None = None,  # loky (this machine) | dask (a cluster at `scheduler`); None: dask when CRYPTOPRED_DASK_SCHEDULER is set
+    scheduler: str | None = None,  # the Dask scheduler's address, e.g. tcp://127.0.0.1:8786 (default: the dask_scheduler setting)
     run_dir: Path | str | None = None,  # where figures go (None: none)
     registry: ModelRegistry | None = None,  # where models go (default: `open_registry(settings)`)
     progress: bool = True,  # show a progress bar
@@ -251,9 +251,10 @@ def train_all(
     "Train, evaluate, register and promote one kind of model for every coin; failures are recorded per coin."
     t0 = time.perf_counter()
     if kind not in KINDS: raise TrainingError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    parallel_backend(backend, scheduler)  # validates before any work
     s = run_settings(settings, search_budget=search_budget, seed=seed, source=source, n_jobs=n_jobs,
                      horizon=horizon if kind == "classifier" else None)
+    backend, scheduler = backend or ("dask" if s.dask_scheduler else "loky"), scheduler or s.dask_scheduler
+    parallel_backend(backend, scheduler)  # validates before any work
     gran = run_settings(s, granularity=granularity).granularity
     coins = coin_list(coins, s.coins)
     h = s.horizon if kind == "classifier" else forecast_horizons(s, gran, horizon)[1]

@@ -67,11 +67,11 @@ def row(stage: str, workload: str, stats: dict, goal: str | None = None, met: bo
     return {**out, "notes": notes} if notes else out
 
 
-def write_result(name: str, rows: list[dict]) -> Path:
-    "Validate and write the benchmark file (into $BENCH_RESULTS_DIR, default reports/benchmarks)."
+def write_result(name: str, rows: list[dict], **extra) -> Path:
+    "Validate and write the benchmark file (into $BENCH_RESULTS_DIR, default reports/benchmarks); `extra`: e.g. details."
     folder = Path(os.environ.get(RESULTS_ENV) or REPORTS_DIR / "benchmarks")
     machine = {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(terse=True)}
     path = write_benchmark_json(name, rows, folder, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                machine=machine)
+                                machine=machine, **extra)
     print(f"{name}: wrote {path}")
     return path

@@ -27,6 +27,21 @@ from cryptopred.train.classifier import calibration_records
 COINS = ("bitcoin", "ethereum")
 SOURCE = "simulated"
 QUICK_TRAIN = dict(search_budget=1, cv_folds=2)  # the smallest search the trainers accept
+# a hundred CoinGecko ids (the default five first) for the tests and the benchmark at scale
+HUNDRED_COINS = (
+    "bitcoin", "ethereum", "solana", "binancecoin", "ripple", "tether", "usd-coin", "cardano", "dogecoin", "tron",
+    "avalanche-2", "chainlink", "polkadot", "the-open-network", "shiba-inu", "litecoin", "bitcoin-cash", "near",
+    "uniswap", "internet-computer", "dai", "leo-token", "ethereum-classic", "aptos", "stellar", "monero", "okb",
+    "cosmos", "filecoin", "hedera-hashgraph", "crypto-com-chain", "mantle", "arbitrum", "vechain", "render-token",
+    "immutable-x", "maker", "injective-protocol", "optimism", "the-graph", "fantom", "thorchain", "algorand",
+    "lido-dao", "quant", "aave", "bittensor", "sui", "flow", "theta-token", "axie-infinity", "the-sandbox",
+    "decentraland", "elrond-erd-2", "tezos", "eos", "kucoin-shares", "chiliz", "neo", "gala", "iota", "klay-token",
+    "bitcoin-sv", "pancakeswap-token", "curve-dao-token", "frax-share", "mina-protocol", "zcash", "ecash",
+    "conflux-token", "dash", "gmx", "havven", "1inch", "compound-governance-token", "enjincoin",
+    "basic-attention-token", "loopring-v2", "nexo", "kava", "zilliqa", "rocket-pool", "celo", "qtum", "ravencoin",
+    "harmony", "ankr", "ocean-protocol", "iotex", "yearn-finance", "sushi", "convex-finance", "balancer-v2", "waves",
+    "holotoken", "icon", "golem", "siacoin", "decred", "nervos-network",
+)
 
 
 def home_settings(home: Path | str, **settings) -> Settings:

@@ -26,6 +26,7 @@ from markdown_it import MarkdownIt
 from PIL import Image
 
 from ..common import atomic_path, atomic_write
+from ..serve.deploy import serve_in_thread  # the app this run serves, photographed for the report
 from .check import NOTICE
 from .cite import REPORTS_DIR, TITLE, ReportError
 
@@ -198,7 +199,6 @@ def app_screenshot(
     if not browser: raise ReportError("no Chromium is installed (apt-get install chromium)")
     try: from playwright.sync_api import sync_playwright
     except ImportError: raise ReportError("playwright is not installed (`make venv` installs it with the dev extras)") from None
-    from ..serve.deploy import serve_in_thread  # the app (gradio) only when a picture is taken
     out = Path(out)
     def shoot(url: str) -> None:
         with sync_playwright() as p:

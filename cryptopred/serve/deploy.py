@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -152,7 +153,11 @@ def serve_in_thread(
     thread = threading.Thread(target=server.run, name="cryptopred-app", daemon=True)
     thread.start()
     try:
-        if not started.wait(timeout) or not server.servers: raise CryptopredError(f"the app did not start within {timeout:g} s")
+        deadline = time.monotonic() + timeout
+        while not started.wait(0.05) and thread.is_alive() and time.monotonic() < deadline: pass
+        if not server.started or not server.servers:  # a failed start-up ends the thread: say so at once, not at the timeout
+            raise CryptopredError("the app failed to start (see the log above)" if not thread.is_alive() else
+                                  f"the app did not start within {timeout:g} s")
         yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     finally:
         server.should_exit = True

@@ -207,10 +207,9 @@ def app_screenshot(
                 page = b.new_page(viewport={"width": 1360, "height": 1000}, device_scale_factor=1)
                 page.set_default_timeout(timeout * 1000)
                 page.goto(url + "/")
-                page.wait_for_selector("#cp-banner .cp-banner")  # the load event ran
-                page.locator("#cp-predict").click()
-                page.wait_for_selector("#cp-prob"); page.wait_for_selector("#cp-chart img")
-                page.wait_for_timeout(300)  # let the chart finish painting
+                page.wait_for_selector("#cp-banner .cp-banner")  # the load event ran (one page view fills every panel)
+                page.wait_for_selector("#cp-prob"); page.wait_for_selector("#cp-chart .js-plotly-plot .main-svg")
+                page.wait_for_timeout(300)  # let plotly finish painting
                 with atomic_path(out) as tmp: page.screenshot(path=str(tmp), full_page=True, type="png")
             finally: b.close()
     with tempfile.TemporaryDirectory(prefix="cryptopred-photo-") as tmp, \

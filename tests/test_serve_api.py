@@ -288,6 +288,17 @@ def test_shutdown_writes_every_logged_prediction(tmp_path, home):
     assert all(json.loads(line)["channel"] == "api" for p in lines for line in p.read_text().splitlines())
 
 
+def test_an_app_that_does_not_log_answers_and_leaves_the_prediction_log_alone(tmp_path, home):
+    "`log_predictions=False` (the report's photograph of the app): the answers go out, the log gets no line."
+    s = home.model_copy(update={"home": tmp_path / "own"})
+    (tmp_path / "own").mkdir()
+    for d in ("data", "models"): (tmp_path / "own" / d).symlink_to(Path(home.home) / d)
+    with live_server(create_app(s, ui=False, log_predictions=False)) as url:
+        answers = [httpx.post(url + PREDICT, json={"coin": c}, timeout=30) for c in ("bitcoin", "ethereum")]
+    assert [a.status_code for a in answers] == [200, 200] and [a.json()["coin"] for a in answers] == ["bitcoin", "ethereum"]
+    assert read_predictions(s).empty and not list((s.monitoring_dir / "predictions").glob("*.jsonl"))
+
+
 def test_a_hundred_coins_are_listed_and_predicted_as_fast_as_two(server, served_home, tmp_path):
     """The module's champions served among 100 configured coins: `/coins` lists the 100 ids in order, a coin without
     a model is a 503 with the hint, and a prediction costs what it costs when 2 coins are served (requests to both

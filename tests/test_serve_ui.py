@@ -31,6 +31,7 @@ from cryptopred.serve.ui import PAGE_OUTPUTS
 # and the tests save frontend_overview/_track_record/_model_card/_monitoring/_phone.png beside it; a plain test run
 # takes no pictures and leaves the checkout untouched.
 SCREENSHOT_ENV = "CRYPTOPRED_SCREENSHOT"
+SCREENSHOT = os.environ.get(SCREENSHOT_ENV)  # read at import: every test's environment is stripped of CRYPTOPRED_*
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
@@ -103,9 +104,8 @@ def browser():
 
 def shoot(page, name: str) -> None:
     "Save a full-page picture beside CRYPTOPRED_SCREENSHOT (`make screenshot`); nothing in a plain run."
-    target = os.environ.get(SCREENSHOT_ENV)
-    if not target: return
-    path = Path(target) if name == "frontend" else Path(target).with_name(f"{name}.png")
+    if not SCREENSHOT: return
+    path = Path(SCREENSHOT) if name == "frontend" else Path(SCREENSHOT).with_name(f"{name}.png")
     path.parent.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(300)  # let plotly finish painting
     page.screenshot(path=str(path), full_page=True)

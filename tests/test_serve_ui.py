@@ -168,6 +168,7 @@ def test_browser_first_screen_switch_hover_and_overview(ui_server, browser):
         assert "did not beat the best naive baseline" in first["panel"]
         assert "Size of the move by" in first["panel"]
         assert "SIMULATED DATA" in page.locator("#cp-banner").inner_text()
+        shoot(page, "frontend")  # before the hover: the README's picture shows the chart, not a tooltip
         # hover: the date and the price with thousands separators
         box = page.locator("#cp-chart .nsewdrag").first.bounding_box()
         page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
@@ -176,7 +177,6 @@ def test_browser_first_screen_switch_hover_and_overview(ui_server, browser):
         text = hover.text_content()
         assert re.search(r"\d{4}-\d{2}-\d{2}", text) and re.search(r"price \d{1,3}(,\d{3})+\.\d{2} USD", text), text
         assert page.locator("#cp-chart .legendtext", has_text="served, right").count() >= 1  # past predictions marked
-        shoot(page, "frontend")
 
         page.locator("#cp-coin input").click()
         page.get_by_role("option", name="Ethereum (ETH)", exact=True).click()

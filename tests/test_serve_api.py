@@ -65,6 +65,11 @@ def test_predict_answers_from_the_champions(server, home):
     assert abs(mv["high_80_pct"] - 100 * (f["upper_80"] / a["price"] - 1)) < 1e-6
     assert 0 < mv["expected_abs_move_pct"] < max(-mv["low_80_pct"], mv["high_80_pct"]) * 1.5
     assert a["data_source"] == "simulated" and a["simulated"] is True and a["price"] > 0
+    # the verdict follows the evidence: the fixture's models do not beat the best naive baseline on their holdout
+    md = registry_of(home).load("classifier", "ethereum", "daily").metadata["holdout_metrics"]
+    assert md["accuracy_gain_lo"] <= 0 and a["verdict"] == "no clear signal"
+    assert a["reason"].startswith("on its holdout the model") and "naive baseline" in a["reason"]
+    assert "95% interval" in a["reason"]
     assert client.post(PREDICT, json={"coin": "ethereum", "horizon": 1}).json() == a
 
 

@@ -197,10 +197,9 @@ def app_screenshot(
                 page = b.new_page(viewport={"width": 1360, "height": 1000}, device_scale_factor=1)
                 page.set_default_timeout(timeout * 1000)
                 page.goto(url + "/")
-                page.wait_for_selector("#cp-prob-panel .cp-empty")  # the load event ran (real data shows no banner)
-                page.locator("#cp-predict").click()
-                page.wait_for_selector("#cp-prob"); page.wait_for_selector("#cp-chart img")
-                page.wait_for_timeout(300)  # let the chart finish painting
+                # one page view fills every panel on load (no button to press; real data shows no banner)
+                page.wait_for_selector("#cp-prob"); page.wait_for_selector("#cp-chart .js-plotly-plot .main-svg")
+                page.wait_for_timeout(300)  # let plotly finish painting
                 with atomic_path(out) as tmp: page.screenshot(path=str(tmp), full_page=True, type="png")
             finally: b.close()
     # the photo's prediction stays out of the prediction log (the monitor would count it as served)

@@ -27,6 +27,7 @@ from ..features import BTC_COIN, build_features
 from ..forecast import ForecastError, move_from_band
 from ..monitor.core import MonitorError
 from ..monitor.health import DURATION_METRIC, REQUESTS_METRIC
+from ..monitor.performance import resolve_predictions
 from ..monitor.predictions import PredictionLog, read_predictions
 from ..registry import STATE, ChampionWatcher, LoadedModel, ModelRegistry, open_registry
 from cryptopred.serve.schemas import (
@@ -507,7 +508,6 @@ _OUTCOMES: dict = {}
 
 def served_outcomes(state: ServingState, coin: str) -> pd.DataFrame:
     "The coin's distinct served predictions over its stored history: as_of, prob_up, direction, price_as_of, status, up, right."
-    from cryptopred.monitor.performance import resolve_predictions
     snap = state.snapshot(coin)
     d = state.settings.monitoring_dir / "predictions"
     sig = tuple((p.name, *_stat(p)) for p in sorted(d.glob("*.jsonl"))) if d.is_dir() else ()

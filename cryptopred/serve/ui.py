@@ -409,7 +409,8 @@ def _fresh_cell(as_of, fresh: dict, granularity: str) -> str:
     unit = "day" if granularity == "daily" else "hour"
     age = fresh.get("age_periods")
     ago = "" if age is None else f" ({age:.0f} {unit}{'s' if round(age) != 1 else ''} old{', stale' if fresh.get('stale') else ''})"
-    return f"{as_of:%Y-%m-%d %H:%M} UTC{ago}"
+    when = f"{as_of:%Y-%m-%d}" if granularity == "daily" else f"{as_of:%Y-%m-%d %H:%M} UTC"  # daily rows: the day is enough
+    return f"{when}{ago}"
 
 def overview_table(state: ServingState, now=None) -> pd.DataFrame:
     "One row per served coin from its snapshot's `coin_summary` (a coin that cannot be served says why)."

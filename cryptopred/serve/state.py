@@ -20,6 +20,7 @@ import pandas as pd
 if TYPE_CHECKING: pass  # imported where the UI is built: importing this module stays light
 import logging
 
+from ..classify import model_name
 from ..common import CryptopredError, granularity_step, grid_of, numbers, resolve_coin, to_utc
 from ..config import Settings, load_settings
 from ..data.store import Store
@@ -50,7 +51,7 @@ from cryptopred.serve.schemas import (
 # %% auto #0
 __all__ = ['LATENCY_BUCKETS', 'PROBABILITY_BUCKETS', 'API_PREFIX', 'API_ROUTES', 'OPS_ROUTES', 'KINDS', 'HISTORY_DAYS',
            'BASELINE_NAMES', 'ServeMetrics', 'route_label', 'prob_up', 'Snapshot', 'is_simulated', 'ServingState',
-           'model_info']
+           'classifier_model', 'model_info']
 
 # %% ../../nbs/14b_serve.state.ipynb #de48558b
 _log = logging.getLogger("cryptopred.serve.state")
@@ -407,6 +408,7 @@ def _with_body(snap: Snapshot) -> Snapshot:
                            target_time=snap.target_time, prob_up=snap.prob_up, direction=snap.direction,
                            price=snap.price, forecast=_point(next(at.itertuples())) if len(at) else None, move=move,
                            models=ModelVersions(classifier=snap.classifier.version, forecaster=snap.forecaster.version),
+                           model=classifier_model(snap.classifier.metadata),
                            data_source=snap.source, simulated=snap.simulated)
     return replace(snap, predict_body=body.model_dump_json().encode())
 
@@ -420,6 +422,10 @@ def _check_horizon(snap: Snapshot, horizon: int | None) -> None:
 # %% ../../nbs/14b_serve.state.ipynb #f5549010
 BASELINE_NAMES = ("majority", "always_up", "momentum", "climatology")
 
+def classifier_model(md: dict) -> str:
+    "What a registered classifier is, by name: the rule served (`reversal rule`) or its (pooled) family."
+    p = md.get("params") or {}
+    return str(p.get("model") or model_name(str(p.get("family") or "unknown"), bool(p.get("pooled"))))
 
 def model_info(coin: str, kind: str, m: LoadedModel) -> ModelInfo:
     "The `ModelInfo` of a loaded champion."
@@ -428,4 +434,5 @@ def model_info(coin: str, kind: str, m: LoadedModel) -> ModelInfo:
     return ModelInfo(coin=coin, kind=kind, granularity=md.get("granularity", ""), version=m.version,
                      created_at=md.get("created_at"), horizon=md.get("horizon"), data_source=md.get("data_source"),
                      train_start=md.get("train_start"), train_end=md.get("train_end"),
-                     n_features=len(md.get("features") or []), holdout_metrics=hm, baselines=base)
+                     n_features=len(md.get("features") or []), holdout_metrics=hm, baselines=base,
+                     model=classifier_model(md) if kind == "classifier" else None)

@@ -22,7 +22,7 @@ from ..monitor.predictions import read_predictions
 from ..registry import LoadedModel
 from ..runs import latest_run, list_runs
 from .schemas import MAX_FORECAST_DAYS, ServeError
-from .state import BASELINE_NAMES, KINDS, ServingState, Snapshot
+from .state import BASELINE_NAMES, KINDS, ServingState, Snapshot, classifier_model
 
 # %% auto #0
 __all__ = ['CSS', 'REALIZED_DAYS', 'empty_state', 'banner_html', 'trust_rows', 'trust_verdict', 'probability_html',
@@ -115,7 +115,8 @@ def probability_html(snap: Snapshot) -> str:
             f'({steps} ahead)</div><div class="cp-dir {cls}">{arrow}</div>'
             f'<table><tr><th>holdout{f" ({n} {snap.granularity} rows)" if n else ""}</th><th>accuracy</th>'
             f'<th>AUC</th></tr>{trs}</table><div class="cp-verdict">{_esc(trust_verdict(hm))}</div>{fc}'
-            f'<div class="cp-versions">classifier {snap.classifier.version} · forecaster {snap.forecaster.version} · '
+            f'<div class="cp-versions">classifier {_esc(classifier_model(snap.classifier.metadata))} '
+            f'{snap.classifier.version} · forecaster {snap.forecaster.version} · '
             f'data {_esc(snap.source)}</div></div>')
 
 # %% ../../nbs/14d_serve.ui.ipynb #200c131b
@@ -200,7 +201,7 @@ def model_card_markdown(coin: str, models: dict[str, LoadedModel]) -> str:
     out = [f"### {coin}"]
     for kind, m in models.items():
         md = m.metadata
-        facts = [f"- **{k.replace('_', ' ')}**: " + (f"`{md.get(k)}`" if k in ("version", "data_hash") else str(md.get(k, "–")))
+        facts = ([f"- **model**: {classifier_model(md)}"] if kind == "classifier" else []) + [f"- **{k.replace('_', ' ')}**: " + (f"`{md.get(k)}`" if k in ("version", "data_hash") else str(md.get(k, "–")))
                  for k in _CARD_KEYS]
         if md.get("features"): facts.append(f"- **features**: {len(md['features'])}")
         params = md.get("params") or {}

@@ -395,6 +395,13 @@ def _point(row) -> ForecastPoint:
     return ForecastPoint(timestamp=row.timestamp, step=int(row.step), yhat=row.yhat, lower_80=row.lower_80,
                          upper_80=row.upper_80, lower_95=row.lower_95, upper_95=row.upper_95)
 
+# %% ../../nbs/14b_serve.state.ipynb #clfmodel01
+def classifier_model(md: dict) -> str:
+    "What a registered classifier is, by name: the rule served (`reversal rule`) or its (pooled) family."
+    p = md.get("params") or {}
+    return str(p.get("model") or model_name(str(p.get("family") or "unknown"), bool(p.get("pooled"))))
+
+
 # %% ../../nbs/14b_serve.state.ipynb #f00c4a9f
 def _with_body(snap: Snapshot) -> Snapshot:
     "The snapshot with its serialized `POST /api/v1/predict` answer."
@@ -421,11 +428,6 @@ def _check_horizon(snap: Snapshot, horizon: int | None) -> None:
 
 # %% ../../nbs/14b_serve.state.ipynb #f5549010
 BASELINE_NAMES = ("majority", "always_up", "momentum", "climatology")
-
-def classifier_model(md: dict) -> str:
-    "What a registered classifier is, by name: the rule served (`reversal rule`) or its (pooled) family."
-    p = md.get("params") or {}
-    return str(p.get("model") or model_name(str(p.get("family") or "unknown"), bool(p.get("pooled"))))
 
 def model_info(coin: str, kind: str, m: LoadedModel) -> ModelInfo:
     "The `ModelInfo` of a loaded champion."

@@ -141,8 +141,8 @@ lock: $(STAMP) ## requirements.lock: pip freeze of a fresh virtualenv holding on
 readme: $(STAMP) ## write README.md from nbs/index.ipynb (the README is generated, never edited)
 	$(BIN)/python -c 'from cryptopred.report.prose import write_readme; print(write_readme())'
 
-screenshot: $(STAMP) ## the browser test, saving its picture of the web app to reports/figures/frontend.png (the report shows it)
-	CRYPTOPRED_SCREENSHOT=$(CURDIR)/reports/figures/frontend.png $(BIN)/python -m pytest tests/test_serve_ui.py -k browser -q
+screenshot: $(STAMP) ## the browser tests, saving the web app's pictures to reports/figures/frontend*.png: coin view (the report shows it), overview, track record, model card, monitoring, phone
+	CRYPTOPRED_SCREENSHOT=$(CURDIR)/reports/figures/frontend.png $(BIN)/python -m pytest tests/test_serve_ui.py -k "first_screen or phone" -q
 
 diagram: $(STAMP) ## render reports/pipeline.dot into reports/figures/pipeline.png (Graphviz)
 	$(BIN)/python -c 'from cryptopred.report.render import render_diagram; print(render_diagram())'

@@ -30,8 +30,8 @@ __all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'GRIDS', 'GRANULARITIES', 'CONTRACTS', 'P
            'repo_path', 'Grid', 'grid_of', 'granularity_step', 'utcnow', 'to_utc', 'iso', 'stamp', 'fsync_dir',
            'atomic_path', 'atomic_write', 'is_temporary', 'to_jsonable', 'write_json', 'append_lines', 'append_jsonl',
            'read_jsonl', 'MetricsContractError', 'flat_keys', 'MetricsContract', 'metrics_contract', 'md_table',
-           'print_size', 'print_style', 'save_figure', 'redact', 'check_name', 'numbers', 'coin_list', 'coin_name',
-           'coin_label', 'resolve_coin', 'silence_prophet']
+           'format_duration', 'print_size', 'print_style', 'save_figure', 'redact', 'check_name', 'numbers',
+           'coin_list', 'coin_name', 'coin_label', 'resolve_coin', 'silence_prophet']
 
 # %% ../nbs/00_common.ipynb #20b5a618
 class CryptopredError(Exception):
@@ -254,6 +254,16 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str | 
     align = align or "l" * len(header)
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"]
     return "\n".join(out + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows])
+
+def format_duration(seconds: float) -> str:
+    "A duration for people: µs, ms or s with three significant digits below two minutes, then `11 min 14 s`, `1 h 02 min`."
+    a = abs(seconds)
+    if a == 0: return "0 s"
+    if a < 1e-3: return f"{seconds * 1e6:.3g} µs"
+    if a < 1: return f"{seconds * 1e3:.3g} ms"
+    if a < 120: return f"{seconds:.3g} s"
+    s = round(seconds)
+    return f"{s // 60} min {s % 60:02d} s" if s < 3600 else f"{s // 3600} h {s % 3600 // 60:02d} min"
 
 PRINT_WIDTH_IN = 7.0  # the technical report's text width printed on A4 (180 mm), inches
 PRINT_FONT_PT = 8.0  # the smallest text a figure may have at its printed size

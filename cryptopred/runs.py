@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
 import yaml
 from filelock import FileLock, Timeout
 
@@ -109,9 +108,9 @@ def _new_run_dir(runs_dir: Path, step: str, now) -> Path:
 
 def _notebook_error(nb_path: Path) -> str | None:
     "The first error recorded in an executed notebook, as 'Type: message'."
-    try: nb = nbformat.read(nb_path, as_version=4)
+    try: nb = json.loads(Path(nb_path).read_text())  # plain JSON: the kernel-side import of this module stays light
     except Exception: return None
-    for cell in nb.cells:
+    for cell in nb.get("cells", []):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error": return f"{out.get('ename')}: {out.get('evalue')}"
     return None
@@ -201,6 +200,12 @@ def _run_child(cmd: list[str], log, env: dict, timeout: float | None, run_dir: P
     finally:
         with _CHILDREN_LOCK: _CHILDREN.pop(proc.pid, None); _KILLED.discard(proc.pid)
 
+# `python -m papermill`, minus one optional import: jsonschema loads `rfc3987_syntax` when it is installed (JupyterLab's
+# dependencies bring it), and that module compiles a Lark grammar on import (about 2 s of CPU per run). It only checks
+# the "iri" string format, which no notebook schema uses, so the run-book's papermill process goes without it.
+_PAPERMILL_MAIN = ("import sys; sys.modules.setdefault('rfc3987_syntax', None); "
+                   "from papermill.cli import papermill; papermill(prog_name='papermill')")
+
 def _execute(step, src, parameters, settings, timeout, check, env) -> RunRecord:
     started = utcnow()
     run_dir = _new_run_dir(settings.runs_dir, step, started)
@@ -211,7 +216,7 @@ def _execute(step, src, parameters, settings, timeout, check, env) -> RunRecord:
     write_json(run_dir / "parameters.json", parameters)
     (run_dir / "parameters.yaml").write_text(yaml.safe_dump(to_jsonable(parameters), sort_keys=True))
     out_nb = run_dir / f"{step}.ipynb"
-    cmd = [sys.executable, "-m", "papermill", str(src), str(out_nb), "-f", str(run_dir / "parameters.yaml"),
+    cmd = [sys.executable, "-c", _PAPERMILL_MAIN, str(src), str(out_nb), "-f", str(run_dir / "parameters.yaml"),
            "--cwd", str(run_dir), "--no-progress-bar", "--log-output", "-k", "python3"]  # cell output -> log.txt, live
     child_env = {**os.environ, "CRYPTOPRED_HOME": str(settings.home), "CRYPTOPRED_RUN_DIR": str(run_dir),
                  "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore", **env}

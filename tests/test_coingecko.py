@@ -181,7 +181,7 @@ def test_ingest_of_30_coins_keeps_the_rate_says_how_far_it_is_resumes_and_then_a
         assert first.requests["rate_waits"] == 12
         assert clock["t"] == pytest.approx(12 * 6.0) and first.requests["rate_wait_s"] == pytest.approx(72.0)
         stamps = [float(ln.split(", ")[1].split()[0]) for ln in lines[:-1]]
-        assert lines[0] == "ingest coingecko: 3/30 coins, 12 s elapsed, 1 min 48 s left · solana"
+        assert lines[0] == "ingest coingecko: 3/30 coins, 12 s elapsed, 108 s left · solana"
         assert all(b - a <= 10 + 6 for a, b in zip([0.0, *stamps], stamps, strict=False)), lines
         assert lines[-1].startswith("ingest coingecko: 30/30 coins")
         fake.clear(); fake.reset_requests()

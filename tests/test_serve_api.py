@@ -65,6 +65,11 @@ def test_predict_answers_from_the_champions(server, home):
     assert abs(mv["high_80_pct"] - 100 * (f["upper_80"] / a["price"] - 1)) < 1e-6
     assert 0 < mv["expected_abs_move_pct"] < max(-mv["low_80_pct"], mv["high_80_pct"]) * 1.5
     assert a["data_source"] == "simulated" and a["simulated"] is True and a["price"] > 0
+    # the verdict follows the evidence: the fixture's models do not beat the best naive baseline on their holdout
+    md = registry_of(home).load("classifier", "ethereum", "daily").metadata["holdout_metrics"]
+    assert md["accuracy_gain_lo"] <= 0 and a["verdict"] == "no clear signal"
+    assert a["reason"].startswith("on its holdout the model") and "naive baseline" in a["reason"]
+    assert "95% interval" in a["reason"]
     assert client.post(PREDICT, json={"coin": "ethereum", "horizon": 1}).json() == a
 
 
@@ -281,6 +286,17 @@ def test_shutdown_writes_every_logged_prediction(tmp_path, home):
     lines = sorted((s.monitoring_dir / "predictions").glob("*.jsonl"))
     assert sum(len(p.read_text().splitlines()) for p in lines) == 10
     assert all(json.loads(line)["channel"] == "api" for p in lines for line in p.read_text().splitlines())
+
+
+def test_an_app_that_does_not_log_answers_and_leaves_the_prediction_log_alone(tmp_path, home):
+    "`log_predictions=False` (the report's photograph of the app): the answers go out, the log gets no line."
+    s = home.model_copy(update={"home": tmp_path / "own"})
+    (tmp_path / "own").mkdir()
+    for d in ("data", "models"): (tmp_path / "own" / d).symlink_to(Path(home.home) / d)
+    with live_server(create_app(s, ui=False, log_predictions=False)) as url:
+        answers = [httpx.post(url + PREDICT, json={"coin": c}, timeout=30) for c in ("bitcoin", "ethereum")]
+    assert [a.status_code for a in answers] == [200, 200] and [a.json()["coin"] for a in answers] == ["bitcoin", "ethereum"]
+    assert read_predictions(s).empty and not list((s.monitoring_dir / "predictions").glob("*.jsonl"))
 
 
 def test_a_hundred_coins_are_listed_and_predicted_as_fast_as_two(server, served_home, tmp_path):

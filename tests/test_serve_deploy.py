@@ -259,3 +259,22 @@ def test_the_wheel_ships_every_module_and_the_run_books(tmp_path):
     assert {f"cryptopred/nbs/{f.name}" for f in (REPO / "nbs").glob("*.ipynb")} <= names  # the report's prose
     assert {"cryptopred/reports/pipeline.dot", "cryptopred/deploy/alert_rules.yml"} <= names
     assert not any(n.startswith("cryptopred/reports/technical_report") and n.endswith((".pdf", ".html")) for n in names)
+
+
+def test_an_app_that_fails_to_start_is_reported_at_once_not_at_the_timeout():
+    "An app whose start-up raises ends uvicorn's thread: `serve_in_thread` says it failed instead of waiting it out."
+    import contextlib
+
+    from fastapi import FastAPI
+
+    from cryptopred.common import CryptopredError
+    from cryptopred.serve.deploy import serve_in_thread
+
+    @contextlib.asynccontextmanager
+    async def broken(app):
+        raise RuntimeError("no store here")
+        yield
+
+    with pytest.raises(CryptopredError, match="failed to start"):
+        with serve_in_thread(app=FastAPI(lifespan=broken), timeout=600):
+            pass

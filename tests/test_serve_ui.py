@@ -1,5 +1,6 @@
-"""The web UI: headless Chromium (Debian's, driven by playwright) picks a coin and asks for a prediction, and
-`gradio_client` calls every named event. The app runs under uvicorn on a random loopback port."""
+"""The web UI: headless Chromium (Debian's, driven by playwright) opens the page, switches coins, hovers the chart,
+shrinks to a phone and signs in with the token; `gradio_client` calls the named events. The app runs under uvicorn on
+a random loopback port; one browser serves the module."""
 from __future__ import annotations
 
 import os
@@ -11,6 +12,7 @@ from urllib.parse import urlparse
 import httpx
 import pandas as pd
 import pytest
+from pydantic import SecretStr
 from support.fakes import live_server, parse_metrics
 from support.homes import registry_of
 
@@ -23,10 +25,13 @@ from cryptopred.monitor.predictions import PredictionLog, read_predictions
 from cryptopred.monitor.profiles import profile_frame
 from cryptopred.runs import write_metrics
 from cryptopred.serve.app import create_app
+from cryptopred.serve.ui import PAGE_OUTPUTS
 
-# `make screenshot` sets CRYPTOPRED_SCREENSHOT=reports/figures/frontend.png (the picture the technical report shows);
-# a plain test run keeps its screenshot in the test's temporary folder and leaves the checkout untouched.
+# `make screenshot` sets CRYPTOPRED_SCREENSHOT=reports/figures/frontend.png (the coin view the technical report shows)
+# and the tests save frontend_overview/_track_record/_model_card/_monitoring/_phone.png beside it; a plain test run
+# takes no pictures and leaves the checkout untouched.
 SCREENSHOT_ENV = "CRYPTOPRED_SCREENSHOT"
+SCREENSHOT = os.environ.get(SCREENSHOT_ENV)  # read at import: every test's environment is stripped of CRYPTOPRED_*
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
@@ -86,95 +91,191 @@ def _browser_or_skip():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium; CI installs it and requires this test)")
 
 
-@pytest.mark.browser
-def test_browser_picks_a_coin_and_predicts(ui_server, tmp_path):
-    url, _ = ui_server
-    shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "frontend.png")
+@pytest.fixture(scope="module")
+def browser():
+    "One headless Chromium for the module's browser tests."
     _browser_or_skip()
     from playwright.sync_api import sync_playwright
-    api = httpx.post(url + "/api/v1/predict", json={"coin": "ethereum"}, timeout=30).json()
-    outside: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1360, "height": 1000}, device_scale_factor=1)
-            def watch(req):
-                u = urlparse(req.url)
-                if u.scheme in ("data", "blob", "about"): return
-                if u.hostname not in ("127.0.0.1", "localhost"): outside.append(req.url)
-            page.on("request", watch)
-            page.set_default_timeout(60_000)
-            page.goto(url + "/")
-            page.wait_for_selector("#cp-banner .cp-banner")  # the load event ran: simulated data is flagged
-            page.locator("#cp-coin input").click()
-            page.get_by_role("option", name="Ethereum (ETH)", exact=True).click()
-            page.locator("#cp-predict").click()
-            prob = page.locator("#cp-prob")
-            prob.wait_for()
-            page.wait_for_selector("#cp-chart img")
-            shown = prob.inner_text()
-            panel = page.locator("#cp-prediction").inner_text()
-            chart = page.locator("#cp-chart img").bounding_box()
-            page.wait_for_timeout(300)  # let the chart image finish painting before the screenshot
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
-    assert re.fullmatch(r"\d{1,3}\.\d%", shown), shown
-    assert shown == f"{api['prob_up']:.1%}"
-    assert "ethereum" in panel and ("UP" in panel if api["direction"] == "up" else "DOWN" in panel)
-    assert api["models"]["classifier"] in panel
-    assert chart["width"] > 400 and chart["height"] > 200
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try: yield b
+        finally: b.close()
+
+
+def shoot(page, name: str) -> None:
+    "Save a full-page picture beside CRYPTOPRED_SCREENSHOT (`make screenshot`); nothing in a plain run."
+    if not SCREENSHOT: return
+    path = Path(SCREENSHOT) if name == "frontend" else Path(SCREENSHOT).with_name(f"{name}.png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(300)  # let plotly finish painting
+    page.screenshot(path=str(path), full_page=True)
+
+
+def open_page(browser, url: str, width: int = 1360, height: int = 1000):
+    "A page on the app, its first screen loaded (the prediction panel and the chart drawn); (page, outside requests)."
+    page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=1)
+    outside: list[str] = []
+    def watch(req):
+        u = urlparse(req.url)
+        if u.scheme not in ("data", "blob", "about") and u.hostname not in ("127.0.0.1", "localhost"): outside.append(req.url)
+    page.on("request", watch)
+    page.set_default_timeout(30_000)
+    page.goto(url + "/")
+    page.wait_for_selector("#cp-prob")
+    page.wait_for_selector("#cp-chart .js-plotly-plot .main-svg")
+    return page, outside
+
+
+TAB_LABELS = {"overview": "Overview", "coin": "Coin", "track": "Track record", "card": "Model card", "monitoring": "Monitoring"}
+PICTURES = {"track": "frontend_track_record", "card": "frontend_model_card", "monitoring": "frontend_monitoring"}
+
+
+def tab(page, name: str) -> None:
+    "Open a tab (on a phone the tabs that do not fit are behind Gradio's overflow menu)."
+    button = page.locator(f"#cp-tab-{name}-button")
+    if not button.is_visible():
+        page.locator(".overflow-menu button, button.overflow-menu").first.click()
+        button = page.locator(".overflow-dropdown button", has_text=TAB_LABELS[name])
+    button.click()
+
+
+def panels(page) -> dict[str, str]:
+    "The text of every coin panel, opening each tab in turn (Gradio draws only the open tab), back on the coin tab."
+    out = {"panel": page.locator("#cp-prediction").inner_text(), "chart": page.locator("#cp-chart .gtitle").text_content()}
+    for name, sel in (("track", "#cp-track"), ("card", "#cp-card"), ("monitoring", "#cp-monitoring")):
+        tab(page, name)
+        out[name] = page.locator(sel).inner_text()
+    tab(page, "coin")
+    page.wait_for_selector("#cp-prob")
+    return out
+
+
+@pytest.mark.browser
+def test_browser_first_screen_switch_hover_and_overview(ui_server, browser):
+    "The page opens on bitcoin's prediction; choosing ethereum changes every panel; the chart hovers; a row opens a coin."
+    url, _ = ui_server
+    api = {c: httpx.post(url + "/api/v1/predict", json={"coin": c}, timeout=30).json() for c in ("bitcoin", "ethereum")}
+    page, outside = open_page(browser, url)
+    try:
+        first = panels(page)
+        assert page.locator("#cp-prob").inner_text() == f"{api['bitcoin']['prob_up']:.1%}"
+        assert all("Bitcoin (BTC)" in t for t in first.values()), first
+        # the fixture's models lose to the best naive baseline: the neutral verdict, no colour, no arrow, the reason
+        assert api["bitcoin"]["verdict"] == "no clear signal"
+        assert page.locator("#cp-verdict").inner_text() == "no clear signal"
+        assert "cp-neutral" in (page.locator("#cp-prob").get_attribute("class") or "")
+        assert "▲" not in first["panel"] and "▼" not in first["panel"]
+        assert "did not beat the best naive baseline" in first["panel"]
+        assert "Size of the move by" in first["panel"]
+        assert "SIMULATED DATA" in page.locator("#cp-banner").inner_text()
+        shoot(page, "frontend")  # before the hover: the README's picture shows the chart, not a tooltip
+        # hover: the date and the price with thousands separators
+        box = page.locator("#cp-chart .nsewdrag").first.bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.5)
+        hover = page.locator("#cp-chart .hoverlayer").first
+        page.wait_for_function("document.querySelector('#cp-chart .hoverlayer').textContent.includes('price')")
+        text = hover.text_content()
+        assert re.search(r"\d{4}-\d{2}-\d{2}", text) and re.search(r"price \d{1,3}(,\d{3})+\.\d{2} USD", text), text
+        assert page.locator("#cp-chart .legendtext", has_text="served, right").count() >= 1  # past predictions marked
+
+        page.locator("#cp-coin input").click()
+        page.get_by_role("option", name="Ethereum (ETH)", exact=True).click()
+        page.wait_for_function("document.querySelector('#cp-prediction').textContent.includes('Ethereum (ETH)')")
+        now = panels(page)
+        assert all("Ethereum (ETH)" in t and "Bitcoin (BTC)" not in t for k, t in now.items() if k != "monitoring"), now
+        assert "Ethereum (ETH): monitoring" in now["monitoring"]
+        assert page.locator("#cp-prob").inner_text() == f"{api['ethereum']['prob_up']:.1%}"
+
+        tab(page, "overview")
+        table = page.locator("#cp-overview")
+        table.locator(".cell-wrap span:visible", has_text="Ethereum (ETH)").first.wait_for()
+        text = table.inner_text()
+        assert "Bitcoin (BTC)" in text and re.search(r"\d{1,3}(,\d{3})+\.\d{2}", text) and "no clear signal" in text
+        shoot(page, "frontend_overview")
+        table.locator(".cell-wrap span:visible", has_text="Bitcoin (BTC)").first.click()  # bitcoin's row opens bitcoin
+        page.wait_for_function("document.querySelector('#cp-prediction').textContent.includes('Bitcoin (BTC)')")
+        assert page.locator("#cp-tab-coin-button").get_attribute("aria-selected") == "true"
+        for name in ("track", "card", "monitoring"):
+            tab(page, name)
+            shoot(page, PICTURES[name])
+    finally:
+        page.close()
     assert not outside, f"the page requested URLs outside 127.0.0.1: {outside}"
-    assert shot.stat().st_size > 20_000
 
 
-def test_gradio_client_calls_every_named_event(ui_server):
+@pytest.mark.browser
+def test_browser_phone_has_no_horizontal_scroll(ui_server, browser):
+    "At 390 px the layout stacks, the chart keeps the width and nothing scrolls sideways, on every tab."
+    page, _ = open_page(browser, ui_server[0], 390, 844)
+    try:
+        chart = page.locator("#cp-chart .js-plotly-plot").bounding_box()
+        panel = page.locator("#cp-prediction").bounding_box()
+        assert chart["width"] > 300 and chart["y"] > panel["y"] + panel["height"] - 1  # stacked, full width
+        widths = {"coin": page.evaluate("document.documentElement.scrollWidth")}
+        shoot(page, "frontend_phone")
+        for name in ("overview", "monitoring"):
+            tab(page, name)
+            page.wait_for_timeout(200)
+            widths[name] = page.evaluate("document.documentElement.scrollWidth")
+        label = page.locator("#cp-coin .label, #cp-coin [data-testid='block-info']").first.bounding_box()
+        assert label is None or label["x"] + label["width"] <= 390
+    finally:
+        page.close()
+    assert all(w <= 390 for w in widths.values()), widths
+
+
+@pytest.mark.browser
+def test_browser_signs_in_with_the_token(served_home, browser):
+    "With CRYPTOPRED_API_TOKEN set the page is a sign-in form; the token opens the UI, which then predicts."
+    token = "browser-t0ken"
+    app = create_app(served_home.model_copy(update={"api_token": SecretStr(token)}))
+    with live_server(app) as url:
+        page = browser.new_page()
+        page.set_default_timeout(30_000)
+        try:
+            page.goto(url + "/")
+            page.fill("#token", "wrong")
+            page.click("button[type=submit]")
+            assert "not the access token" in page.inner_text("body")
+            page.fill("#token", token)
+            page.click("button[type=submit]")
+            page.wait_for_selector("#cp-prob")
+            assert "Bitcoin (BTC)" in page.locator("#cp-prediction").inner_text()
+        finally:
+            page.close()
+
+
+def test_gradio_client_calls_the_named_events(ui_server):
     url, app = ui_server
     home = app.state.serving.settings
     from gradio_client import Client
     client = Client(url + "/", verbose=False)
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert names == {"/load", "/predict", "/model_card", "/monitoring"}
+    assert names == {"/load", "/view"}
 
-    banner, panel, plot = client.predict("bitcoin", 14, api_name="/predict")
-    assert "SIMULATED DATA" in banner and 'id="cp-prob"' in panel and "bitcoin" in panel
-    assert plot is not None
-
-    card, calibration = client.predict("ethereum", api_name="/model_card")
+    out = dict(zip(PAGE_OUTPUTS, client.predict("ethereum", 14, api_name="/view")))
+    assert "SIMULATED DATA" in out["banner"] and 'id="cp-prob"' in out["panel"]
+    assert all("Ethereum (ETH)" in out[k] for k in ("panel", "track", "card", "monitoring"))
+    assert out["chart"] is not None
     v = registry_of(home).champion_version("classifier", "ethereum", "daily")
-    assert "### ethereum" in card and v in card and "| momentum baseline accuracy |" in card
-    assert calibration is not None
+    assert v in out["card"] and v in out["monitoring"] and "DRIFT on 4 features" in out["monitoring"]
+    assert [r[0] for r in out["overview"]["data"]] == ["Bitcoin (BTC)", "Ethereum (ETH)"]
 
-    drift_md, drift_pic, real_md, real_fig, health, alerts, champs = client.predict("ethereum", api_name="/monitoring")
-    assert "| ethereum | **DRIFT** |" in drift_md and "| bitcoin | NO_DRIFT |" in drift_md
-    assert drift_pic and Path(drift_pic).stat().st_size > 10_000
-    assert "No predictions logged for ethereum yet" in real_md or "distinct predictions for ethereum" in real_md
-    assert "/api/v1/predict" in health and "p99 ms" in health
-    assert "data_drift" in alerts and "DRIFT on 4 features" in alerts
-    assert v in champs and "Last promotion" in champs
-
-    bitcoin = client.predict("bitcoin", api_name="/monitoring")
-    assert "| bitcoin | **NO_DRIFT** |" in bitcoin[0]
-    assert bitcoin[3] is not None, bitcoin[2]  # 45 resolved predictions: the rolling realized-accuracy figure
-    assert "| model | served | resolved | pending | accuracy | always up | momentum |" in bitcoin[2]
-
-    loaded = client.predict("bitcoin", api_name="/load")
-    assert "SIMULATED DATA" in loaded[0] and "Pick a coin and press Predict" in loaded[1] and "### bitcoin" in loaded[2]
+    bitcoin = dict(zip(PAGE_OUTPUTS, client.predict("bitcoin", 30, api_name="/load")))
+    assert "| bitcoin | **NO_DRIFT** |" in bitcoin["monitoring"]
+    assert bitcoin["track_figure"] is not None, bitcoin["track"]  # 45 resolved predictions: the realized-accuracy figure
     m = parse_metrics(httpx.get(url + "/metrics", timeout=30).text)
     events = sum(v for k, v in m.items() if k[0] == "cryptopred_http_requests_total" and dict(k[1])["route"] == "gradio_api")
     timed = sum(v for k, v in m.items() if k[0] == "cryptopred_http_request_duration_seconds_count"
                 and dict(k[1])["route"] == "gradio_api")
     assert events > timed > 0  # Gradio's event streams are counted, not timed (they last as long as the job)
     assert app.state.serving.flush_log(timeout=30)
-    logged = read_predictions(home)
-    assert (logged["channel"] == "ui").sum() >= 1  # the UI's Predict is logged like an API call
+    assert (read_predictions(home)["channel"] == "ui").sum() >= 2  # the page's predictions are logged like API calls
 
 
 def test_ui_login_when_credentials_are_set(ui_server):
     "CRYPTOPRED_UI_USERNAME/PASSWORD put Gradio's login in front of the UI and its API; the JSON API is unaffected."
     from gradio_client import Client
-    from pydantic import SecretStr
     home = ui_server[1].state.serving.settings
     s = home.model_copy(update={"ui_username": "ana", "ui_password": SecretStr("pw-123")})
     with live_server(create_app(s)) as url, httpx.Client(base_url=url, timeout=30) as c:
@@ -183,5 +284,5 @@ def test_ui_login_when_credentials_are_set(ui_server):
         assert c.post("/login", data={"username": "ana", "password": "pw-123"}).json() == {"success": True}
         assert c.get("/config").status_code == 200 and "pw-123" not in c.get("/config").text
         assert c.get("/api/v1/coins").status_code == 200
-        card, _ = Client(url + "/", auth=("ana", "pw-123"), verbose=False).predict("bitcoin", api_name="/model_card")
-        assert "### bitcoin" in card
+        out = Client(url + "/", auth=("ana", "pw-123"), verbose=False).predict("bitcoin", 30, api_name="/view")
+        assert "Bitcoin (BTC)" in out[1]

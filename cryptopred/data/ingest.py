@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..common import ConfigError, CryptopredError, coin_list, granularity_step, metrics_contract, print_size, print_style, redact, to_utc, utcnow
+from ..common import ConfigError, CryptopredError, coin_list, format_duration, granularity_step, metrics_contract, print_size, print_style, redact, to_utc, utcnow
 from ..config import Settings, load_settings
 from .core import COLUMNS, Fetched, Source, SourceUnavailable
 from .sources import open_source
@@ -181,11 +181,6 @@ def request_stats(
     return out
 
 # %% ../../nbs/03h_data.ingest.ipynb #d54fdbec
-def _duration(s: float) -> str:
-    "Seconds as `42 s`, `3 min 05 s` or `1 h 02 min`."
-    s = max(0, round(s))
-    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s" if s < 3600 else f"{s // 3600} h {s % 3600 // 60:02d} min"
-
 class IngestProgress:
     "Says how far an ingest is at least every `every` seconds: coins done of the total, elapsed, the estimated time left."
     def __init__(self, total: int,  # coins in the ingest
@@ -204,9 +199,9 @@ class IngestProgress:
     def line(self) -> str:
         "Where the ingest is now."
         el = self.clock() - self.t0
-        eta = "estimating" if not self.done else _duration(el / self.done * (self.total - self.done))
+        eta = "estimating" if not self.done else format_duration(el / self.done * (self.total - self.done))
         now = f" · {self.coin}" if self.coin and self.done < self.total else ""
-        return f"{self.label}: {self.done}/{self.total} coins, {_duration(el)} elapsed, {eta} left{now}"
+        return f"{self.label}: {self.done}/{self.total} coins, {format_duration(el)} elapsed, {eta} left{now}"
 
     def _emit(self, force: bool = False):
         with self._lock:

@@ -13,15 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..common import CONTRACTS, CryptopredError, md_table, repo_path
+from ..common import CONTRACTS, CryptopredError, format_duration, md_table, repo_path
 from ..config import Settings, load_settings
 from ..runs import RunRecord, latest_run, list_runs
 
 # %% auto #0
 __all__ = ['NBS_DIR', 'REPORTS_DIR', 'REPORT_STEPS', 'EVIDENCE_STEPS', 'STEP_COMMANDS', 'TITLE', 'SOURCES_FILE', 'CITATION',
            'MD_UNESCAPE', 'ReportError', 'Citation', 'ReportRun', 'RunSelection', 'collect_runs', 'key_parts', 'lookup',
-           'declared', 'metric', 'has_metric', 'format_duration', 'format_value', 'fmt_metric', 'aggregate', 'fmt_agg',
-           'fmt_cell', 'metrics_table', 'Col', 'cited_table']
+           'declared', 'metric', 'has_metric', 'format_value', 'fmt_metric', 'aggregate', 'fmt_agg', 'fmt_cell',
+           'metrics_table', 'Col', 'cited_table']
 
 # %% ../../nbs/15a_report.cite.ipynb #02378449
 NBS_DIR = repo_path("nbs")  # the checkout's notebooks, or the copy an installed package ships
@@ -176,14 +176,6 @@ def _auto_fmt(v: Any) -> str:
         a = abs(v)
         return "{:,.0f}" if a >= 1000 else "{:.2f}" if a >= 10 else "{:.3f}" if a >= 1e-3 or a == 0 else "{:.2e}"
     return "{}"
-
-def format_duration(seconds: float) -> str:
-    "A duration for people: µs, ms, s or min with two or three significant digits."
-    a = abs(seconds)
-    if a < 1e-3: return f"{seconds * 1e6:.3g} µs"
-    if a < 1: return f"{seconds * 1e3:.3g} ms"
-    if a < 120: return f"{seconds:.3g} s"
-    return f"{int(seconds // 60)} min {seconds % 60:.0f} s"
 
 def format_value(value: Any, fmt: str) -> str:
     """`value` written with `fmt`: a `str.format` pattern, `yesno`, `duration` (seconds, as `format_duration`) or

@@ -136,15 +136,22 @@ class ReportContext:
         if not src.is_file(): return not_available(f"{run.id} saved no figure {name}")
         return self.image(src.read_bytes(), f"{run.step}-{name}", caption, f"run {run.id}")
 
-    def panel(self, run: ReportRun, pattern: str, caption: str, ncols: int = 3, cell_width: int | None = None) -> str:
-        "The run's figures matching `pattern` (one per coin, in the run's coin order) tiled into one figure."
+    def panel(self, run: ReportRun, pattern: str, caption: str, ncols: int = 3, cell_width: int | None = None,
+              coins: list[str] | None = None) -> str:
+        """The run's figures matching `pattern` (one per coin, in the run's coin order) tiled into one figure; with
+        `coins`, a page's selection of the run's coins, only theirs."""
         found = {p.name: p for p in run.path.glob(pattern)}
-        if not found: return not_available(f"{run.id} saved no figure {pattern}")
         order = [c for c in run.metrics.get("coins") or [] if isinstance(c, str)]
+        some = coins is not None and not set(coins) >= set(coins_of(run))
+        if some:
+            order = list(coins)
+            found = {n: p for n, p in found.items() if n in {pattern.replace("*", c) for c in order}}
+            caption += " (the coins listed above)"
+        if not found: return not_available(f"{run.id} saved no figure {pattern}")
         key = lambda n: next((i for i, c in enumerate(order) if n == pattern.replace("*", c)), len(order))
         names = sorted(found, key=lambda n: (key(n), n))
         data = panel_png([found[n] for n in names], ncols=ncols, cell_width=cell_width)
-        return self.image(data, f"{run.step}-{pattern.replace('*', 'all')}", caption, f"run {run.id}")
+        return self.image(data, f"{run.step}-{pattern.replace('*', 'page' if some else 'all')}", caption, f"run {run.id}")
 
     def prose(self, notebook: str, sections: list | None = None, level: int = 3,
               keep_headings: bool = True) -> str:

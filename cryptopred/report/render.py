@@ -178,16 +178,6 @@ def html_to_pdf(
     return out
 
 # %% ../../nbs/15d_report.render.ipynb #a587d1d6
-def _photo_home(settings, tmp: Path):
-    "Settings whose home links to `settings`' store, registry, runs and monitoring, with a prediction log of its own."
-    home = Path(settings.home)
-    for p in (home.iterdir() if home.is_dir() else []):
-        if p.name not in ("monitoring", "reports"): (tmp / p.name).symlink_to(p.resolve())
-    (mon := tmp / "monitoring").mkdir()
-    for p in (settings.monitoring_dir.iterdir() if settings.monitoring_dir.is_dir() else []):
-        if p.name != "predictions": (mon / p.name).symlink_to(p.resolve())
-    return settings.model_copy(update={"home": tmp})
-
 def app_screenshot(
     settings,  # whose app: its home's registry and store
     out: Path | str,  # where the PNG goes
@@ -207,14 +197,13 @@ def app_screenshot(
                 page = b.new_page(viewport={"width": 1360, "height": 1000}, device_scale_factor=1)
                 page.set_default_timeout(timeout * 1000)
                 page.goto(url + "/")
-                page.wait_for_selector("#cp-banner .cp-banner")  # the load event ran
-                page.locator("#cp-predict").click()
-                page.wait_for_selector("#cp-prob"); page.wait_for_selector("#cp-chart img")
-                page.wait_for_timeout(300)  # let the chart finish painting
+                # one page view fills every panel on load (no button to press; real data shows no banner)
+                page.wait_for_selector("#cp-prob"); page.wait_for_selector("#cp-chart .js-plotly-plot .main-svg")
+                page.wait_for_timeout(300)  # let plotly finish painting
                 with atomic_path(out) as tmp: page.screenshot(path=str(tmp), full_page=True, type="png")
             finally: b.close()
-    with tempfile.TemporaryDirectory(prefix="cryptopred-photo-") as tmp, \
-            serve_in_thread(_photo_home(settings, Path(tmp))) as url, ThreadPoolExecutor(1) as pool:
+    # the photo's prediction stays out of the prediction log (the monitor would count it as served)
+    with serve_in_thread(settings, log_predictions=False) as url, ThreadPoolExecutor(1) as pool:
         try: pool.submit(shoot, url).result()
         except ReportError: raise
         except Exception as e: raise ReportError(f"the browser could not photograph the app at {url}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None

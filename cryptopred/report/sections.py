@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..classify import CALIBRATIONS, DEFAULT_FAMILIES, SEARCH_SPACES, SELECTIONS
-from ..common import atomic_write, md_table, repo_path
+from ..common import atomic_write, format_duration, md_table, repo_path
 from ..config import Settings
 from ..registry import open_registry
 from .bench import benchmarks_markdown
@@ -26,7 +26,6 @@ from cryptopred.report.cite import (
     cited_table,
     fmt_agg,
     fmt_metric,
-    format_duration,
     format_value,
     has_metric,
     metric,
@@ -34,15 +33,14 @@ from cryptopred.report.cite import (
 )
 from .context import ReportContext, coins_of, join_parts, needs, not_available, results, section_prose
 from .prose import shift_headings
-from .render import compact_png, ensure_diagram, panel_png
+from .render import compact_png, ensure_diagram
 
 # %% auto #0
 __all__ = ['PAGE_COINS', 'TOP_BOTTOM', 'FEATURE_BLOCKS', 'MONITORED', 'SECTIONS', 'findings', 'introduction', 'pipeline_diagram',
-           'technical_details', 'page_coins', 'coin_panel', 'data_ingestion', 'preprocessing', 'feature_block',
-           'feature_engineering', 'classifier_results', 'forecaster_results', 'promotions', 'model_training',
-           'champions_table', 'deployment', 'alert_rules_table', 'monitor_results', 'monitoring', 'demo_results',
-           'evaluation_strategy', 'frontend', 'repository_url', 'repository', 'appendix_real_data',
-           'appendix_benchmarks', 'appendix_runs', 'Section']
+           'technical_details', 'page_coins', 'data_ingestion', 'preprocessing', 'feature_block', 'feature_engineering',
+           'classifier_results', 'forecaster_results', 'promotions', 'model_training', 'champions_table', 'deployment',
+           'alert_rules_table', 'monitor_results', 'monitoring', 'demo_results', 'evaluation_strategy', 'frontend',
+           'repository_url', 'repository', 'appendix_real_data', 'appendix_benchmarks', 'appendix_runs', 'Section']
 
 # %% ../../nbs/15g_report.sections.ipynb #7cc414eb
 def findings(ctx: ReportContext) -> str:
@@ -153,14 +151,6 @@ def page_coins(run: ReportRun, cs: list[str],  # the run and its coins, in its o
     if rest: note += (f"; the other {fmt_agg(run, rest, 'len')} have {what} {fmt_agg(run, rest, 'mean', fmt)} on average, "
                       f"from {fmt_agg(run, rest, 'min', fmt)} to {fmt_agg(run, rest, 'max', fmt)}")
     return shown, note + "."
-
-def coin_panel(ctx: ReportContext, run: ReportRun, pattern: str, caption: str, coins: list[str], ncols: int = 3) -> str:
-    "`ctx.panel` of the run's per-coin figures, only those of `coins` when they are a page's selection of the run's coins."
-    if set(coins) >= set(coins_of(run)): return ctx.panel(run, pattern, caption, ncols=ncols)
-    paths = [p for c in coins if (p := run.path / pattern.replace("*", c)).is_file()]
-    if not paths: return not_available(f"{run.id} saved no figure {pattern}")
-    return ctx.image(panel_png(paths, ncols=ncols, cell_width=640), f"{run.step}-{pattern.replace('*', 'page')}",
-                     caption + " (the coins listed above)", f"run {run.id}")
 
 # %% ../../nbs/15g_report.sections.ipynb #c7ce63df
 def data_ingestion(ctx: ReportContext) -> str:
@@ -332,10 +322,10 @@ def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
         sub("Holdout metrics", "With 95% block-bootstrap intervals:", metrics_t,
             "Accuracy against the naive baselines on the same days; the gain is over the best of them, the p-value "
             "that of the paired block-bootstrap test:", base_t),
-        sub("ROC and calibration", coin_panel(ctx, clf, "roc_*.png", "ROC curves on the holdout, one panel per coin", cs),
-            coin_panel(ctx, clf, "calibration_*.png", "reliability of P(up) on the holdout, one panel per coin", cs)),
+        sub("ROC and calibration", ctx.panel(clf, "roc_*.png", "ROC curves on the holdout, one panel per coin", coins=cs),
+            ctx.panel(clf, "calibration_*.png", "reliability of P(up) on the holdout, one panel per coin", coins=cs)),
         sub("Backtest", "A long/flat strategy on the holdout: long when P(up) > 0.5, flat otherwise, against buy and hold:",
-            back_t, coin_panel(ctx, clf, "backtest_*.png", "equity of long/flat against buy and hold on the holdout", cs)))
+            back_t, ctx.panel(clf, "backtest_*.png", "equity of long/flat against buy and hold on the holdout", coins=cs)))
 
 # %% ../../nbs/15g_report.sections.ipynb #18033902
 def forecaster_results(ctx: ReportContext, fc: ReportRun) -> str:
@@ -360,7 +350,7 @@ def forecaster_results(ctx: ReportContext, fc: ReportRun) -> str:
         "MAE relative to the random walk at every horizon evaluated (below 1: better than the last price):", by_h,
         "The tuned parameters per coin (the window of returns Prophet sees, the shrink of its drift, the interval "
         "calibration):", par,
-        coin_panel(ctx, fc, "forecast_*.png", "the champion forecaster's path with 80% and 95% bands after the last stored day", cs))
+        ctx.panel(fc, "forecast_*.png", "the champion forecaster's path with 80% and 95% bands after the last stored day", coins=cs))
 
 def promotions(ctx: ReportContext, clf: ReportRun | None, fc: ReportRun | None) -> str:
     "Per coin and model kind: the version registered, whether the registry's rule promoted it, and why."

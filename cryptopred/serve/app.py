@@ -309,11 +309,11 @@ async def _drain_every(state: ServingState, seconds: float) -> None:
         await asyncio.sleep(seconds)
         state.drain_log()
 
-def _lifespan(state: ServingState):
+def _lifespan(state: ServingState, log_predictions: bool = True):
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         for line in protections(state.settings): logging.getLogger("uvicorn.error").info("protection: %s", line)
-        state.log, state.batch_log = PredictionLog(state.settings), True
+        if log_predictions: state.log, state.batch_log = PredictionLog(state.settings), True
         drainer = asyncio.create_task(_drain_every(state, LOG_BATCH_SECONDS))
         for coin in state.coins:
             try: await run_in_threadpool(state.snapshot, coin)
@@ -323,7 +323,8 @@ def _lifespan(state: ServingState):
             drainer.cancel()
             state.drain_log()
             log, state.log, state.batch_log = state.log, None, False
-            try: await run_in_threadpool(log.close, 30)
+            try:
+                if log is not None: await run_in_threadpool(log.close, 30)
             except MonitorError as e: _log.error("prediction log: %s", e)
     return lifespan
 
@@ -333,11 +334,12 @@ def create_app(
     *,
     state: ServingState | None = None,  # share a state (default: a new one on `settings`)
     ui: bool = True,  # mount the Gradio web UI at `/`
+    log_predictions: bool = True,  # False: answers are not written to the prediction log (a photograph of the app)
 ) -> FastAPI:
     "The FastAPI app: JSON API under /api/v1, /healthz, /readyz, /metrics and (with `ui`) the Gradio UI at /."
     state = state or ServingState(settings)
     s = state.settings
-    app = FastAPI(title="cryptopred", version=__version__, lifespan=_lifespan(state), docs_url=None, redoc_url=None,
+    app = FastAPI(title="cryptopred", version=__version__, lifespan=_lifespan(state, log_predictions), docs_url=None, redoc_url=None,
                   description="Short-term crypto direction probabilities and Prophet price forecasts from the "
                               "registry's champion models. Data marked `simulated` is SIMULATED DATA.")
     app.state.serving, app.state.alerted = state, set()

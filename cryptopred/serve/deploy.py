@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -103,6 +104,16 @@ def read_timeout_protocol(seconds: float = READ_TIMEOUT_S) -> type:
 
     return ReadTimeoutH11
 
+def _server(config, on_started: Callable[[bool], Any]):
+    "A uvicorn server (of `config`) that calls `on_started(ok)` after its start-up: ok when it accepts connections."
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            on_started(self.started)
+    return _Server(config)
+
 def serve_blocking(
     settings: Settings | None = None,  # the app's settings (its home's registry and store)
     host: str | None = None,  # interface (default: CRYPTOPRED_HOST)
@@ -121,34 +132,32 @@ def serve_blocking(
     check_port(host, port)
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
 
-    class _Server(uvicorn.Server):
-        async def startup(self, sockets=None):
-            await super().startup(sockets)
-            if self.started and on_ready: on_ready(url)
-
-    _Server(uvicorn.Config(app or create_app(s), host=host, port=port, log_level=log_level, access_log=access_log,
-                           http=read_timeout_protocol(read_timeout), timeout_graceful_shutdown=10)).run()
+    _server(uvicorn.Config(app or create_app(s), host=host, port=port, log_level=log_level, access_log=access_log,
+                           http=read_timeout_protocol(read_timeout), timeout_graceful_shutdown=10),
+            lambda ok: ok and on_ready and on_ready(url)).run()
 
 @contextmanager
 def serve_in_thread(
-    settings: Settings,  # the app's settings (its home's registry and store)
+    settings: Settings | None = None,  # the app's settings (its home's registry and store)
     ui: bool = True,  # mount the web UI (False: the JSON API only, faster to start)
+    log_predictions: bool = True,  # False: its answers stay out of the home's prediction log (a photograph of the app)
     timeout: float = 120.0,  # seconds the app may take to start
+    app=None,  # the ASGI app (default: `create_app(settings, ui=ui, log_predictions=log_predictions)`)
 ) -> Iterator[str]:
     "The app under uvicorn on a free loopback port in a thread, for as long as the block runs; yields its base URL."
     import uvicorn
 
     started = threading.Event()
-    class _Server(uvicorn.Server):
-        async def startup(self, sockets=None):
-            await super().startup(sockets)
-            started.set()
-    server = _Server(uvicorn.Config(create_app(settings, ui=ui), host="127.0.0.1", port=0, log_level="warning",
-                                    lifespan="on"))
+    app = app or create_app(settings or load_settings(), ui=ui, log_predictions=log_predictions)
+    server = _server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"), lambda ok: started.set())
     thread = threading.Thread(target=server.run, name="cryptopred-app", daemon=True)
     thread.start()
     try:
-        if not started.wait(timeout) or not server.servers: raise CryptopredError(f"the app did not start within {timeout:g} s")
+        deadline = time.monotonic() + timeout
+        while not started.wait(0.05) and thread.is_alive() and time.monotonic() < deadline: pass
+        if not server.started or not server.servers:  # a failed start-up ends the thread: say so at once, not at the timeout
+            raise CryptopredError("the app failed to start (see the log above)" if not thread.is_alive() else
+                                  f"the app did not start within {timeout:g} s")
         yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     finally:
         server.should_exit = True

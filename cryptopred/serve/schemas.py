@@ -86,7 +86,11 @@ class PredictResponse(BaseModel):
     horizon: int = Field(description="steps ahead")
     target_time: datetime = Field(description="the time the prediction is about")
     prob_up: float = Field(description="probability that the price at target_time is above the price at as_of")
-    direction: Literal["up", "down"]
+    direction: Literal["up", "down"] = Field(description="the side of 0.5 prob_up lies on (see `verdict` for what the evidence supports)")
+    verdict: Literal["up", "down", "no clear signal"] = Field(
+        description="what the evidence supports: up/down only when the model beat the best naive baseline on its holdout "
+                    "(95% interval above zero) and prob_up lies outside the neutral band 0.45-0.55")
+    reason: str = Field(description="why that verdict, in one sentence with the numbers")
     price: float = Field(description="price at as_of")
     forecast: ForecastPoint | None = Field(description="Prophet's forecast for target_time with its 80%/95% intervals")
     move: MoveSize | None = Field(None, description="size of the move to target_time (expected |return|, 80% range)")

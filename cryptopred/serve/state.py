@@ -28,7 +28,8 @@ from ..features import BTC_COIN, build_features
 from ..forecast import ForecastError, move_from_band
 from ..monitor.core import MonitorError
 from ..monitor.health import DURATION_METRIC, REQUESTS_METRIC
-from ..monitor.predictions import PredictionLog
+from ..monitor.performance import resolve_predictions
+from ..monitor.predictions import PredictionLog, read_predictions
 from ..registry import STATE, ChampionWatcher, LoadedModel, ModelRegistry, open_registry
 from cryptopred.serve.schemas import (
     INGEST_HINT,
@@ -49,9 +50,10 @@ from cryptopred.serve.schemas import (
 )
 
 # %% auto #0
-__all__ = ['LATENCY_BUCKETS', 'PROBABILITY_BUCKETS', 'API_PREFIX', 'API_ROUTES', 'OPS_ROUTES', 'KINDS', 'HISTORY_DAYS',
-           'BASELINE_NAMES', 'ServeMetrics', 'route_label', 'prob_up', 'Snapshot', 'is_simulated', 'ServingState',
-           'classifier_model', 'model_info']
+__all__ = ['LATENCY_BUCKETS', 'PROBABILITY_BUCKETS', 'API_PREFIX', 'API_ROUTES', 'OPS_ROUTES', 'KINDS', 'BASELINE_NAMES',
+           'NEUTRAL_BAND', 'VERDICTS', 'NO_SIGNAL', 'PREDICTION_KEY', 'ServeMetrics', 'route_label', 'prob_up',
+           'Snapshot', 'is_simulated', 'ServingState', 'classifier_model', 'Edge', 'signed_points', 'holdout_edge',
+           'evidence_verdict', 'verdict', 'coin_summary', 'served_outcomes', 'model_info']
 
 # %% ../../nbs/14b_serve.state.ipynb #de48558b
 _log = logging.getLogger("cryptopred.serve.state")
@@ -104,7 +106,6 @@ def route_label(path: str) -> str:
 
 # %% ../../nbs/14b_serve.state.ipynb #8a43952b
 KINDS = ("classifier", "forecaster")
-HISTORY_DAYS = 365  # history kept in a snapshot for the charts
 
 
 def prob_up(model: Any, frame: pd.DataFrame, features: list[str]) -> np.ndarray:
@@ -129,10 +130,11 @@ class Snapshot:
     horizon: int  # steps ahead of the classifier
     target_time: datetime  # as_of + horizon steps
     prob_up: float
-    history: pd.DataFrame = field(repr=False)  # timestamp, price: the last HISTORY_DAYS
+    history: pd.DataFrame = field(repr=False)  # timestamp, price, total_volume: every stored row (the chart's history)
     path: pd.DataFrame = field(repr=False)  # forecast after as_of: timestamp, step, yhat, yhat_lower/upper_80/95
     built_in_s: float = 0.0
     predict_body: bytes = field(default=b"", repr=False)  # the JSON answer of POST /api/v1/predict
+    summary: dict = field(default_factory=dict, repr=False)  # the coin's overview row (`coin_summary`)
 
     def __repr__(self) -> str:
         return (f"Snapshot({self.coin} {self.granularity} as of {self.as_of:%Y-%m-%d %H:%M}: P(up)={self.prob_up:.3f} "
@@ -251,7 +253,7 @@ class ServingState:
                            hint=TRAIN_HINT) from None
         price, target = float(last["price"].iloc[0]), as_of + horizon * granularity_step(g)
         path = _forecast_path(fc.model, as_of, g, price)
-        hist = frame[["timestamp", "price"]].iloc[-HISTORY_DAYS * grid_of(g).per_day:].reset_index(drop=True)
+        hist = frame[[c for c in ("timestamp", "price", "total_volume") if c in frame]].reset_index(drop=True)
         snap = Snapshot(coin, g, clf, fc, version, source, to_utc(as_of).to_pydatetime(), price, horizon, to_utc(target).to_pydatetime(), p, hist, path,
                         time.perf_counter() - t0)
         return _with_body(snap)
@@ -403,6 +405,87 @@ def classifier_model(md: dict) -> str:
 
 
 # %% ../../nbs/14b_serve.state.ipynb #f00c4a9f
+BASELINE_NAMES = ("majority", "always_up", "momentum", "climatology")
+NEUTRAL_BAND = (0.45, 0.55)  # P(up) in [0.45, 0.55]: no clear signal whatever the model's record (see the prose)
+VERDICTS = ("up", "down", "no clear signal")
+NO_SIGNAL = VERDICTS[2]
+
+@dataclass(frozen=True)
+class Edge:
+    "The classifier's holdout accuracy minus the best naive baseline's, with its 95% block-bootstrap interval."
+    baseline: str  # the best naive baseline on the holdout
+    gain: float  # accuracy − the baseline's accuracy (a fraction: 0.02 is 2 points)
+    lo: float | None = None  # 95% interval of the gain (None: not recorded)
+    hi: float | None = None
+    n: int | None = None  # holdout rows
+
+    @property
+    def established(self) -> bool:
+        "The model beat the best baseline, and the gain's interval (where recorded) lies above zero."
+        return self.gain > 0 and (self.lo is None or self.lo > 0)
+
+    def text(self) -> str:
+        "`+1.2 points (95% interval −3.0 to +5.1) over momentum on 41 days`, for people."
+        ci = f" (95% interval {signed_points(self.lo)} to {signed_points(self.hi)})" if self.lo is not None and self.hi is not None else ""
+        return f"{signed_points(self.gain)} points{ci} over {self.baseline.replace('_', ' ')}" + (f" on {self.n} holdout rows" if self.n else "")
+
+def signed_points(x: float) -> str:
+    "A fraction as signed percentage points with a real minus sign: `−7.3`."
+    return f"{100 * x:+.1f}".replace("-", "−")
+
+def holdout_edge(holdout: dict | None) -> Edge | None:
+    "The edge a classifier's holdout metrics record (`accuracy_gain*`, or its accuracy against the baselines'); None without a comparison."
+    hm, raw = numbers(holdout, finite=True), holdout or {}
+    n = int(hm["n_holdout"]) if "n_holdout" in hm else None
+    if "accuracy_gain" in hm:  # training recorded the test against the best baseline (its name may be dropped as a string)
+        name = raw.get("best_baseline") if isinstance(raw.get("best_baseline"), str) else _baseline_named(hm)
+        return Edge(name, hm["accuracy_gain"], hm.get("accuracy_gain_lo"), hm.get("accuracy_gain_hi"), n)
+    base = {b: hm[f"{b}_accuracy"] for b in BASELINE_NAMES if f"{b}_accuracy" in hm}
+    if "accuracy" not in hm or not base: return None
+    best = max(base, key=base.get)
+    return Edge(best, hm["accuracy"] - base[best], n=n)
+
+def _baseline_named(hm: dict) -> str:
+    "The baseline whose holdout accuracy is `best_baseline_accuracy` (the named ones first)."
+    best = hm.get("best_baseline_accuracy")
+    names = [*BASELINE_NAMES, *(k.removesuffix("_accuracy") for k in hm if k.endswith("_accuracy")
+                                 and k not in ("best_baseline_accuracy",) and k.removesuffix("_accuracy") not in BASELINE_NAMES)]
+    return next((b for b in names if best is not None and hm.get(f"{b}_accuracy") == best), "best baseline")
+
+def evidence_verdict(p_up: float, edge: Edge | None, band: tuple[float, float] = NEUTRAL_BAND) -> tuple[str, str]:
+    "(verdict, reason): `up`/`down` only with an established edge and P(up) outside `band`, else `no clear signal`."
+    if edge is None: return NO_SIGNAL, "no holdout comparison with the naive baselines was recorded for this model"
+    if edge.gain <= 0:
+        return NO_SIGNAL, f"on its holdout the model did not beat the best naive baseline: {edge.text()}"
+    if not edge.established:
+        return NO_SIGNAL, f"on its holdout the model's edge is not established: {edge.text()}; the interval includes no edge"
+    if band[0] <= p_up <= band[1]:
+        return NO_SIGNAL, f"P(up) {p_up:.1%} lies inside the neutral band {band[0]:.0%}–{band[1]:.0%}"
+    return ("up" if p_up > 0.5 else "down"), f"P(up) {p_up:.1%}, and on its holdout the model beat the best naive baseline: {edge.text()}"
+
+def verdict(snap: Snapshot) -> tuple[str, str]:
+    "(verdict, reason) of a snapshot: `evidence_verdict` on its P(up) and its champion classifier's holdout record."
+    return evidence_verdict(snap.prob_up, holdout_edge(snap.classifier.metadata.get("holdout_metrics")))
+
+# %% ../../nbs/14b_serve.state.ipynb #677fdfee
+def _change(hist: pd.DataFrame, as_of: pd.Timestamp, price: float, days: float) -> float | None:
+    "Relative price change since the newest stored row at or before `as_of − days` (None: no such row)."
+    t = hist["timestamp"]
+    i = int(t.searchsorted(as_of - pd.Timedelta(days=days), side="right")) - 1
+    if i < 0 or not hist["price"].iloc[i] > 0: return None
+    return float(price / hist["price"].iloc[i] - 1)
+
+def coin_summary(snap: Snapshot, range_days: int = 7) -> dict:
+    "The coin's overview row: price, 24 h and 7 d change, P(up), verdict and reason, edge, the 80% range `range_days` out."
+    as_of, edge = pd.Timestamp(snap.as_of), holdout_edge(snap.classifier.metadata.get("holdout_metrics"))
+    label, why = verdict(snap)
+    at = snap.path[snap.path["timestamp"] <= as_of + pd.Timedelta(days=range_days)].tail(1)
+    return {"coin": snap.coin, "as_of": snap.as_of, "price": snap.price, "change_24h": _change(snap.history, as_of, snap.price, 1),
+            "change_7d": _change(snap.history, as_of, snap.price, 7), "prob_up": snap.prob_up, "verdict": label,
+            "reason": why, "edge": edge, "range_days": range_days,
+            "range_80": (float(at["lower_80"].iloc[0]), float(at["upper_80"].iloc[0])) if len(at) else None}
+
+# %% ../../nbs/14b_serve.state.ipynb #8774d930
 def _with_body(snap: Snapshot) -> Snapshot:
     "The snapshot with its serialized `POST /api/v1/predict` answer."
     at = snap.path[snap.path["timestamp"] == pd.Timestamp(snap.target_time)]
@@ -411,13 +494,15 @@ def _with_body(snap: Snapshot) -> Snapshot:
         row = at.iloc[0]
         try: move = MoveSize(**move_from_band(snap.price, row.yhat, row.lower_80, row.upper_80))
         except ForecastError: move = None   # a degenerate band: no size rather than a wrong one
+    label, why = verdict(snap)
     body = PredictResponse(coin=snap.coin, granularity=snap.granularity, as_of=snap.as_of, horizon=snap.horizon,
                            target_time=snap.target_time, prob_up=snap.prob_up, direction=snap.direction,
+                           verdict=label, reason=why,
                            price=snap.price, forecast=_point(next(at.itertuples())) if len(at) else None, move=move,
                            models=ModelVersions(classifier=snap.classifier.version, forecaster=snap.forecaster.version),
                            model=classifier_model(snap.classifier.metadata),
                            data_source=snap.source, simulated=snap.simulated)
-    return replace(snap, predict_body=body.model_dump_json().encode())
+    return replace(snap, predict_body=body.model_dump_json().encode(), summary=coin_summary(snap))
 
 # %% ../../nbs/14b_serve.state.ipynb #7b9ce99a
 def _check_horizon(snap: Snapshot, horizon: int | None) -> None:
@@ -426,9 +511,29 @@ def _check_horizon(snap: Snapshot, horizon: int | None) -> None:
                          f"predicts {snap.horizon} {snap.granularity} step(s) ahead; ask for horizon {snap.horizon} or "
                          f"omit it (GET {API_PREFIX}/forecast gives prices further out)")
 
-# %% ../../nbs/14b_serve.state.ipynb #f5549010
-BASELINE_NAMES = ("majority", "always_up", "momentum", "climatology")
+# %% ../../nbs/14b_serve.state.ipynb #c44a8109
+PREDICTION_KEY = ["coin", "as_of", "horizon", "classifier_version"]  # one forecast about the world
+_OUTCOMES: dict = {}
 
+def served_outcomes(state: ServingState, coin: str) -> pd.DataFrame:
+    "The coin's distinct served predictions over its stored history: as_of, prob_up, direction, price_as_of, status, up, right."
+    snap = state.snapshot(coin)
+    d = state.settings.monitoring_dir / "predictions"
+    sig = tuple((p.name, *_stat(p)) for p in sorted(d.glob("*.jsonl"))) if d.is_dir() else ()
+    key = (str(d), coin, snap.data_version, snap.granularity)
+    if (hit := _OUTCOMES.get(key)) is not None and hit[0] == sig: return hit[1]
+    preds = read_predictions(state.settings, start=snap.history["timestamp"].iloc[0])
+    preds = preds[(preds["coin"] == coin) & (preds["granularity"] == snap.granularity)] if len(preds) else preds
+    if preds.empty: out = pd.DataFrame(columns=["as_of", "prob_up", "direction", "price_as_of", "status", "up", "right"])
+    else:
+        res = resolve_predictions(preds.drop_duplicates(PREDICTION_KEY, keep="first"), {coin: snap.history},
+                                  dead_zone=state.settings.dead_zone)
+        res["right"] = np.where(res["status"] == "resolved", (res["direction"] == "up") == (res["up"] == 1), np.nan)
+        out = res[["as_of", "prob_up", "direction", "price_as_of", "status", "up", "right"]].reset_index(drop=True)
+    _OUTCOMES[key] = (sig, out)
+    return out
+
+# %% ../../nbs/14b_serve.state.ipynb #f5549010
 def model_info(coin: str, kind: str, m: LoadedModel) -> ModelInfo:
     "The `ModelInfo` of a loaded champion."
     md, hm = m.metadata, numbers(m.metadata.get("holdout_metrics"), finite=True)

@@ -5,10 +5,12 @@
 # %% ../../nbs/14d_serve.ui.ipynb #fa3a8f9e
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from fastapi import FastAPI
 
@@ -22,34 +24,44 @@ from ..monitor.predictions import read_predictions
 from ..registry import LoadedModel
 from ..runs import latest_run, list_runs
 from .schemas import MAX_FORECAST_DAYS, ServeError
-from .state import BASELINE_NAMES, KINDS, ServingState, Snapshot, classifier_model
+from ..monitor.health import data_freshness
+from .state import BASELINE_NAMES, KINDS, NO_SIGNAL, ServingState, Snapshot, classifier_model, signed_points, served_outcomes, verdict
 
 # %% auto #0
-__all__ = ['CSS', 'REALIZED_DAYS', 'empty_state', 'banner_html', 'trust_rows', 'trust_verdict', 'probability_html',
-           'price_figure', 'calibration_figure', 'figure_image', 'run_figure', 'calibration_image',
-           'model_card_markdown', 'drift_section', 'realized_section', 'health_section', 'alerts_section',
-           'champions_section', 'predict_view', 'model_card_view', 'monitoring_view', 'load_view', 'build_demo',
-           'theme', 'mount_ui']
+__all__ = ['CSS', 'VERDICT_STYLE', 'RANGES', 'FLAT_MEDIAN', 'OUTCOME_STYLE', 'REALIZED_DAYS', 'OVERVIEW_COLUMNS', 'SIGNAL_TEXT',
+           'PAGE_OUTPUTS', 'empty_state', 'banner_html', 'trust_rows', 'move_text', 'probability_html', 'price_chart',
+           'calibration_figure', 'figure_image', 'run_figure', 'calibration_image', 'model_card_markdown',
+           'drift_section', 'realized_section', 'health_section', 'alerts_section', 'champions_section',
+           'overview_table', 'card_view', 'track_view', 'monitor_view', 'page_view', 'build_demo', 'theme', 'mount_ui']
 
 # %% ../../nbs/14d_serve.ui.ipynb #e3cd0a01
 CSS = """
 .cp-banner {background:#b3261e; color:#fff; font-weight:700; letter-spacing:.12em; text-align:center;
             padding:8px; border-radius:8px; font-size:1.05rem}
-.cp-card {padding:4px 6px}
+.cp-card {padding:4px 6px; overflow-wrap:normal; word-break:normal}
 .cp-meta {color:#555; font-size:.9rem}
 .cp-prob {font-size:3.2rem; font-weight:800; line-height:1.1; margin:6px 0 0}
-.cp-up {color:#1b7f3b} .cp-down {color:#b3261e}
+.cp-up {color:#1b7f3b} .cp-down {color:#b3261e} .cp-neutral {color:#5f6b7a}
 .cp-caption {color:#333; margin-bottom:6px}
-.cp-dir {display:inline-block; font-size:1rem; font-weight:700; padding:3px 10px; border-radius:6px; margin:2px 0 10px;
+.cp-dir {display:inline-block; font-size:1rem; font-weight:700; padding:3px 10px; border-radius:6px; margin:2px 0 4px;
          border:1.5px solid currentColor}
+.cp-reason {font-size:.9rem; color:#333; margin:2px 0 10px}
+.cp-move {margin:6px 0}
 .cp-card table {border-collapse:collapse !important; border:none !important; margin:8px 0; font-size:.9rem; width:auto}
 .cp-card td, .cp-card th {padding:3px 14px 3px 0 !important; text-align:left; border:none !important;
                           border-bottom:1px solid #e3e6ea !important; background:none !important}
 .cp-card th {color:#555; font-weight:600}
 .cp-card tr.cp-model td {font-weight:700}
-.cp-verdict {font-size:.9rem; color:#333; margin:4px 0 8px}
 .cp-empty {padding:18px; border:1px dashed #bbb; border-radius:8px; color:#444}
-.cp-versions {color:#777; font-size:.8rem; margin-top:8px; font-family:ui-monospace, monospace}
+.cp-versions {color:#777; font-size:.8rem; margin-top:8px; font-family:ui-monospace, monospace; overflow-wrap:anywhere}
+#cp-overview {max-width:100%}
+#cp-overview table, #cp-overview td, #cp-overview th, #cp-overview span {font-family:var(--font) !important}
+@media (max-width: 760px) {
+  .cp-stack {flex-direction:column !important; flex-wrap:nowrap !important}
+  .cp-stack > * {min-width:0 !important; width:100% !important; max-width:100% !important; flex:1 1 auto !important}
+  .cp-prob {font-size:2.6rem}
+  .gradio-container {padding-left:6px !important; padding-right:6px !important}
+}
 """
 
 def _esc(x) -> str:
@@ -81,21 +93,23 @@ def trust_rows(holdout: dict) -> list[list[str]]:
             rows.append([b.replace("_", " "), _fmt(holdout[f"{b}_accuracy"]), _fmt(auc.get(b, 0.5))])
     return rows
 
-def trust_verdict(holdout: dict) -> str:
-    "One sentence comparing the model's holdout accuracy with the best baseline's."
-    base = {b: holdout[f"{b}_accuracy"] for b in BASELINE_NAMES if f"{b}_accuracy" in holdout}
-    if "accuracy" not in holdout or not base: return "No holdout comparison with the baselines was recorded for this model."
-    best = max(base, key=base.get)
-    gain = holdout["accuracy"] - base[best]
-    if gain > 0:
-        return (f"On its holdout the model was right {holdout['accuracy']:.1%} of the time, {gain:.1%} more than the best "
-                f"baseline ({best.replace('_', ' ')}).")
-    return (f"On its holdout the model was right {holdout['accuracy']:.1%} of the time — not better than the "
-            f"{best.replace('_', ' ')} baseline ({base[best]:.1%}): treat the probability with caution.")
+VERDICT_STYLE = {"up": ("cp-up", "▲ UP"), "down": ("cp-down", "▼ DOWN"), NO_SIGNAL: ("cp-neutral", "no clear signal")}
+
+def _steps(snap: Snapshot) -> str:
+    return f"{snap.horizon} {'day' if snap.granularity == 'daily' else 'hour'}{'s' if snap.horizon > 1 else ''}"
+
+def move_text(move: dict | None, target) -> str:
+    "The size of the move to `target` in words, from the API's `move` field (empty without one)."
+    if not move: return ""
+    lo, hi = (f"{move[k]:+.1f}%".replace("-", "−") for k in ("low_80_pct", "high_80_pct"))
+    return (f"Size of the move by {target:%Y-%m-%d %H:%M} UTC: about <b>±{move['expected_abs_move_pct']:.1f}%</b> "
+            f"expected, 80% range {lo} to {hi}")
 
 def probability_html(snap: Snapshot) -> str:
-    "The prediction panel: P(up), direction, the trust table and the forecast interval at the target time."
+    "The prediction panel: P(up) with the verdict and its reason, the move's size, the trust table, the forecast at the target."
     hm = numbers(snap.classifier.metadata.get("holdout_metrics"), finite=True)
+    label, why = verdict(snap)
+    cls, badge = VERDICT_STYLE[label]
     trs = "".join(f'<tr{" class=cp-model" if i == 0 else ""}><td>{a}</td><td>{b}</td><td>{c}</td></tr>'
                   for i, (a, b, c) in enumerate(trust_rows(hm)))
     n = int(hm["n_holdout"]) if "n_holdout" in hm else None
@@ -103,46 +117,125 @@ def probability_html(snap: Snapshot) -> str:
     fc = ""
     if len(at):
         r = at.iloc[0]
-        fc = (f"<p>Prophet for {snap.target_time:%Y-%m-%d %H:%M} UTC: median <b>{_money(r.yhat)}</b>, "
+        fc = (f"<p>Forecaster for {snap.target_time:%Y-%m-%d %H:%M} UTC: median <b>{_money(r.yhat)}</b>, "
               f"80% {_money(r.lower_80)} – {_money(r.upper_80)}, 95% {_money(r.lower_95)} – {_money(r.upper_95)}</p>")
-    cls = "cp-up" if snap.direction == "up" else "cp-down"
-    arrow = "▲ predicted: UP" if snap.direction == "up" else "▼ predicted: DOWN"
-    steps = f"{snap.horizon} {'day' if snap.granularity == 'daily' else 'hour'}{'s' if snap.horizon > 1 else ''}"
-    return (f'<div class="cp-card" id="cp-prediction"><div class="cp-meta">{_esc(snap.coin)} · {snap.granularity} · '
+    move = move_text(json.loads(snap.predict_body).get("move"), snap.target_time)
+    name = _esc(coin_label(snap.coin))
+    return (f'<div class="cp-card" id="cp-prediction"><div class="cp-meta">{name} · {snap.granularity} · '
             f'data as of {snap.as_of:%Y-%m-%d %H:%M} UTC · last price {_money(snap.price)}</div>'
             f'<div class="cp-prob {cls}" id="cp-prob">{snap.prob_up:.1%}</div>'
-            f'<div class="cp-caption">chance that {_esc(snap.coin)} is higher on {snap.target_time:%Y-%m-%d %H:%M} UTC '
-            f'({steps} ahead)</div><div class="cp-dir {cls}">{arrow}</div>'
+            f'<div class="cp-caption">chance that {name} is higher on {snap.target_time:%Y-%m-%d %H:%M} UTC '
+            f'({_steps(snap)} ahead)</div><div class="cp-dir {cls}" id="cp-verdict">{badge}</div>'
+            f'<div class="cp-reason" id="cp-reason">{_esc(why[:1].upper() + why[1:])}.</div>'
+            f'<div class="cp-move" id="cp-move">{move}</div>'
             f'<table><tr><th>holdout{f" ({n} {snap.granularity} rows)" if n else ""}</th><th>accuracy</th>'
-            f'<th>AUC</th></tr>{trs}</table><div class="cp-verdict">{_esc(trust_verdict(hm))}</div>{fc}'
+            f'<th>AUC</th></tr>{trs}</table>{fc}'
             f'<div class="cp-versions">classifier {_esc(classifier_model(snap.classifier.metadata))} '
             f'{snap.classifier.version} · forecaster {snap.forecaster.version} · '
             f'data {_esc(snap.source)}</div></div>')
 
 # %% ../../nbs/14d_serve.ui.ipynb #200c131b
-def price_figure(snap: Snapshot, days: int = 30, vs_currency: str = "usd"):
-    "History (2× the forecast span, at least 60 days) and the next `days` of forecast with 80%/95% bands."
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-    from matplotlib.figure import Figure
-    g = snap.granularity
-    hist = snap.history[snap.history["timestamp"] >= pd.Timestamp(snap.as_of) - pd.Timedelta(days=max(60, 2 * days))]
-    path = snap.path.iloc[: days * grid_of(g).per_day]
-    anchor = pd.DataFrame({"timestamp": [pd.Timestamp(snap.as_of)], "yhat": [snap.price]})
-    line = pd.concat([anchor, path[["timestamp", "yhat"]]], ignore_index=True)
-    fig = Figure(figsize=(9.5, 4.6), layout="constrained", dpi=100)
-    ax = fig.subplots()
-    ax.plot(hist["timestamp"], hist["price"], color="#1f4e79", lw=1.6, label="price (stored history)")
-    ax.fill_between(path["timestamp"], path["lower_95"], path["upper_95"], color="#f4a261", alpha=0.25, lw=0, label="95% interval")
-    ax.fill_between(path["timestamp"], path["lower_80"], path["upper_80"], color="#f4a261", alpha=0.5, lw=0, label="80% interval")
-    ax.plot(line["timestamp"], line["yhat"], color="#d1495b", lw=1.8, ls="--", label="Prophet median")
-    ax.axvline(pd.Timestamp(snap.as_of), color="#888", lw=0.8, ls=":")
-    ax.set_title(f"{snap.coin} — {g} prices and the next {days} days' forecast", fontsize=12)
-    ax.set_ylabel(f"price ({vs_currency.upper()})")
-    loc = AutoDateLocator(); ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(ConciseDateFormatter(loc))
-    ax.grid(alpha=0.3); ax.legend(loc="upper left", fontsize=8, ncol=2)
-    if snap.simulated:
-        ax.text(0.5, 0.5, "SIMULATED DATA", transform=ax.transAxes, fontsize=38, color="#b3261e", alpha=0.12,
-                ha="center", va="center", rotation=12, weight="bold")
+RANGES = (("7D", 7), ("1M", 30), ("3M", 91), ("1Y", 365), ("All", None))
+FLAT_MEDIAN = "median = last price: the forecaster predicts<br>no drift; the bands carry the information"
+OUTCOME_STYLE = {"right": ("served, right", "circle", "#1b7f3b"), "wrong": ("served, wrong", "x", "#b3261e"),
+                 "pending": ("served, pending", "circle-open", "#5f6b7a")}
+
+def _fmt_price(price: float) -> str:
+    "plotly's d3 format for prices of this size: thousands separators, cents above 1, 4 significant digits below."
+    return ",.2f" if price >= 1 else ".4g"
+
+def _window(hist: pd.DataFrame, path: pd.DataFrame, start, end) -> list[float]:
+    "A linear price range that fits the history and the bands between `start` and `end`, with 4% padding."
+    h = hist.loc[hist["timestamp"] >= start, "price"]
+    lo, hi = min(h.min(), path["lower_95"].min()), max(h.max(), path["upper_95"].max())
+    pad = 0.04 * (hi - lo or abs(hi) or 1)
+    return [float(lo - pad), float(hi + pad)]
+
+def _band_traces(x: pd.Series, path: pd.DataFrame, price: float, fmt: str, cur: str) -> list:
+    import plotly.graph_objects as go
+    out = []
+    for q, alpha in ((95, 0.18), (80, 0.38)):
+        lo = pd.concat([pd.Series([price]), path[f"lower_{q}"]], ignore_index=True)
+        hi = pd.concat([pd.Series([price]), path[f"upper_{q}"]], ignore_index=True)
+        out.append(go.Scatter(x=x, y=hi, line=dict(width=0), hoverinfo="skip", showlegend=False, name=f"upper {q}%"))
+        out.append(go.Scatter(x=x, y=lo, fill="tonexty", fillcolor=f"rgba(244,162,97,{alpha})", line=dict(width=0),
+                              name=f"{q}% interval", customdata=hi,
+                              hovertemplate=f"{q}%: %{{y:{fmt}}} – %{{customdata:{fmt}}} {cur}<extra></extra>"))
+    return out
+
+# %% ../../nbs/14d_serve.ui.ipynb #c32bbf86
+def _outcome_traces(outcomes: pd.DataFrame | None, fmt: str, cur: str) -> list:
+    import plotly.graph_objects as go
+    if outcomes is None or outcomes.empty: return []
+    kind = np.where(outcomes["status"] != "resolved", "pending", np.where(outcomes["right"] == True, "right", "wrong"))  # noqa: E712
+    went = np.where(outcomes["status"] != "resolved", "not known yet", np.where(outcomes["up"] == 1, "went up", "went down"))
+    out = []
+    for k, (name, symbol, colour) in OUTCOME_STYLE.items():
+        o, w = outcomes[kind == k], went[kind == k]
+        if o.empty: continue
+        out.append(go.Scatter(x=o["as_of"], y=o["price_as_of"], mode="markers", name=name,
+                              marker=dict(symbol=symbol, size=8, color=colour, line=dict(width=1.5, color=colour)),
+                              customdata=np.column_stack([o["direction"], 100 * o["prob_up"].astype(float), w]),
+                              hovertemplate=(f"said %{{customdata[0]}} (P(up) %{{customdata[1]:.1f}}%), %{{customdata[2]}} "
+                                             f"· price %{{y:{fmt}}} {cur}<extra>{name}</extra>")))
+    return out
+
+def price_chart(
+    snap: Snapshot,  # the coin's snapshot
+    days: int = 30,  # days of forecast drawn
+    vs_currency: str = "usd",  # the prices' currency
+    outcomes: pd.DataFrame | None = None,  # served predictions with their outcomes (`served_outcomes`)
+):
+    "The interactive price chart (plotly): history, volume, forecast median and bands, served predictions right/wrong."
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    hist, cur, fmt = snap.history, vs_currency.upper(), _fmt_price(snap.price)
+    path = snap.path.iloc[: max(1, days) * grid_of(snap.granularity).per_day]
+    as_of = pd.Timestamp(snap.as_of)
+    vol = "total_volume" in hist and bool(hist["total_volume"].notna().any())
+    fig = make_subplots(rows=2 if vol else 1, cols=1, shared_xaxes=True, vertical_spacing=0.03,
+                        row_heights=[0.8, 0.2] if vol else None)
+    fig.add_trace(go.Scatter(x=hist["timestamp"], y=hist["price"], name="price", line=dict(color="#1f4e79", width=1.6),
+                             hovertemplate=f"price %{{y:{fmt}}} {cur}<extra></extra>"), 1, 1)
+    x = pd.concat([pd.Series([as_of]), path["timestamp"]], ignore_index=True)
+    for t in _band_traces(x, path, snap.price, fmt, cur): fig.add_trace(t, 1, 1)
+    median = pd.concat([pd.Series([snap.price]), path["yhat"]], ignore_index=True)
+    fig.add_trace(go.Scatter(x=x, y=median, name="forecast median", line=dict(color="#d1495b", width=1.8, dash="dash"),
+                             hovertemplate=f"median %{{y:{fmt}}} {cur}<extra></extra>"), 1, 1)
+    for t in _outcome_traces(outcomes, fmt, cur): fig.add_trace(t, 1, 1)
+    if vol:
+        fig.add_trace(go.Bar(x=hist["timestamp"], y=hist["total_volume"], name="volume", marker_color="#9aa9b9",
+                             hovertemplate=f"volume %{{y:,.3s}} {cur}<extra></extra>"), 2, 1)
+        fig.update_yaxes(title_text="volume", row=2, col=1, tickformat="~s")
+    flat = bool(np.allclose(path["yhat"].to_numpy(float), snap.price, rtol=1e-9, atol=0))
+    end = x.iloc[-1]
+    buttons = []
+    for label, n in RANGES:
+        start = hist["timestamp"].iloc[0] if n is None else as_of - pd.Timedelta(days=n)
+        buttons.append(dict(label=label, method="relayout",
+                            args=[{"xaxis.range": [start, end], **({"xaxis2.range": [start, end]} if vol else {}),
+                                   "yaxis.range": _window(hist, path, start, end), "yaxis.type": "linear"}]))
+    start = as_of - pd.Timedelta(days=91)
+    fig.update_layout(
+        height=540, margin=dict(l=8, r=8, t=78, b=8), hovermode="x unified", template="plotly_white",
+        title=dict(text=f"{coin_label(snap.coin)}: price and {days}-day forecast",
+                   x=0, xanchor="left", y=0.985, font=dict(size=15)),
+        legend=dict(orientation="h", x=0, y=-0.04, yanchor="top", font=dict(size=11)),
+        xaxis=dict(hoverformat="%Y-%m-%d"),
+        yaxis=dict(title_text=f"price ({cur})", range=_window(hist, path, start, end), tickformat=fmt.replace(".2f", ".0f")),
+        updatemenus=[dict(type="buttons", direction="right", x=0, y=1.005, xanchor="left", yanchor="bottom", active=2,
+                          buttons=buttons, pad=dict(r=2, t=2, b=2), font=dict(size=11)),
+                     dict(type="dropdown", direction="down", x=1, y=1.005, xanchor="right", yanchor="bottom", active=0,
+                          font=dict(size=11), pad=dict(r=2, t=2, b=2), showactive=True,
+                          buttons=[dict(label="linear", method="relayout", args=[{"yaxis.type": "linear", "yaxis.autorange": True}]),
+                                   dict(label="log", method="relayout", args=[{"yaxis.type": "log", "yaxis.autorange": True}])])],
+        shapes=[dict(type="line", xref="x", yref="paper", x0=as_of, x1=as_of, y0=0, y1=1, line=dict(color="#888", width=1, dash="dot"))],
+        annotations=[dict(text=FLAT_MEDIAN if flat else "median: the forecaster's central path; the bands carry its uncertainty",
+                          xref="paper", yref="paper", x=0.01, y=0.985, xanchor="left", yanchor="top", showarrow=False,
+                          align="left", font=dict(size=11, color="#d1495b"), bgcolor="rgba(255,255,255,0.8)")]
+                    + ([dict(text="SIMULATED DATA", xref="paper", yref="paper", x=0.5, y=0.55, showarrow=False, textangle=-12,
+                             font=dict(size=40, color="rgba(179,38,30,0.13)"))] if snap.simulated else []))
+    fig.update_xaxes(range=[start, end])  # every (shared) date axis: the 3M view
     return fig
 
 # %% ../../nbs/14d_serve.ui.ipynb #1150f513
@@ -300,38 +393,96 @@ def champions_section(state: ServingState) -> str:
     return head + "\n\n" + md_table(["coin", "kind", "champion", "created (UTC)", "trained to", "promoted (UTC)"], rows)
 
 # %% ../../nbs/14d_serve.ui.ipynb #aa55fade
-def predict_view(state: ServingState, coin: str, days: float = 30) -> tuple[str, str, Any]:
-    "Banner, probability panel and chart for the Predict button (empty states instead of errors)."
-    try: snap = state.predict(coin, channel="ui")
-    except ServeError as e: return "", empty_state(str(e)), None
-    return (banner_html(snap.simulated), probability_html(snap),
-            price_figure(snap, int(max(1, min(days, MAX_FORECAST_DAYS))), state.settings.vs_currency))
+OVERVIEW_COLUMNS = ("Coin", "Last price", "24 h", "7 d", "P(up), next period", "Signal",
+                    "Edge vs best naive baseline (holdout accuracy, 95% interval)", "7-day 80% range", "Data as of")
+SIGNAL_TEXT = {"up": "▲ up", "down": "▼ down", NO_SIGNAL: "no clear signal"}
 
-def model_card_view(state: ServingState, coin: str) -> tuple[str, Any]:
-    "Model card Markdown and the calibration picture (PIL; None when none was recorded)."
-    try: models = state.champions(state.check_coin(coin))
-    except ServeError as e: return str(e), None
-    clf = models.get("classifier")
-    return model_card_markdown(coin, models), calibration_image(state.settings, coin, clf) if clf else None
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{v:+.1%}".replace("-", "−")
 
-def monitoring_view(state: ServingState, coin: str) -> tuple[str, Any, str, Any, str, str, str]:
-    "The monitoring tab: drift text + picture, realized text + figure, latency, alerts, champions."
-    drift_md, drift_pic = drift_section(state.settings, coin)
-    real_md, real_fig = realized_section(state, coin)
-    return (drift_md, drift_pic, real_md, real_fig, health_section(state), alerts_section(state.settings),
-            champions_section(state))
+def _edge_cell(edge) -> str:
+    "`−4.9 pts (−19.5 to +7.3) vs momentum`: the holdout gain in accuracy points with its 95% interval."
+    if edge is None: return "not recorded"
+    ci = f" ({signed_points(edge.lo)} to {signed_points(edge.hi)})" if edge.lo is not None and edge.hi is not None else " (no interval recorded)"
+    return f"{signed_points(edge.gain)} pts{ci} vs {edge.baseline.replace('_', ' ')}"
 
-# %% ../../nbs/14d_serve.ui.ipynb #b481be03
-def _banner_for(state: ServingState, coin: str) -> str:
-    try: return banner_html(state.snapshot(coin).simulated)
-    except ServeError: return ""
+def _fresh_cell(as_of, fresh: dict, granularity: str) -> str:
+    unit = "day" if granularity == "daily" else "hour"
+    age = fresh.get("age_periods")
+    ago = "" if age is None else f" ({age:.0f} {unit}{'s' if round(age) != 1 else ''} old{', stale' if fresh.get('stale') else ''})"
+    when = f"{as_of:%Y-%m-%d}" if granularity == "daily" else f"{as_of:%Y-%m-%d %H:%M} UTC"  # daily rows: the day is enough
+    return f"{when}{ago}"
 
-def load_view(state: ServingState, coin: str):
-    "Everything the page shows on load, before any prediction."
-    return (_banner_for(state, coin), empty_state("Pick a coin and press Predict."), *model_card_view(state, coin),
-            *monitoring_view(state, coin))
+def overview_table(state: ServingState, now=None) -> pd.DataFrame:
+    "One row per served coin from its snapshot's `coin_summary` (a coin that cannot be served says why)."
+    rows, snaps = [], {}
+    for c in state.coins:
+        try: snaps[c] = state.snapshot(c)
+        except ServeError as e: snaps[c] = e
+    fresh = data_freshness({c: x.as_of for c, x in snaps.items() if isinstance(x, Snapshot)}, state.granularity, now)
+    for c, x in snaps.items():
+        if not isinstance(x, Snapshot):
+            rows.append([coin_label(c), "–", "–", "–", "–", f"not served: {x}", "–", "–", "–"]); continue
+        m = x.summary
+        rng = f"{_money(m['range_80'][0])} – {_money(m['range_80'][1])}" if m["range_80"] else "–"
+        rows.append([coin_label(c), _money(m["price"]), _pct(m["change_24h"]), _pct(m["change_7d"]), f"{m['prob_up']:.1%}",
+                     SIGNAL_TEXT[m["verdict"]], _edge_cell(m["edge"]), rng, _fresh_cell(x.as_of, fresh[c], state.granularity)])
+    return pd.DataFrame(rows, columns=list(OVERVIEW_COLUMNS))
 
-# %% ../../nbs/14d_serve.ui.ipynb #c487b512
+# %% ../../nbs/14d_serve.ui.ipynb #bfb20936
+def _picture_figure(picture) -> Any:
+    "A PIL picture as a matplotlib figure (so the drift picture fits the figure slot), or None."
+    if picture is None: return None
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(picture.width / 100, picture.height / 100), dpi=100)
+    ax = fig.add_axes((0, 0, 1, 1)); ax.imshow(picture); ax.axis("off")
+    return fig
+
+# TODO(issue 11, serve.views): once nbs/14c_serve.views.ipynb is merged, these three bodies become
+#   `views.model_card(state, coin)`, `views.track_record(state, coin)` and `views.monitoring(state, coin)`.
+def card_view(state: ServingState, coin: str) -> str:
+    "The model card (Markdown)."
+    return model_card_markdown(coin_label(coin), state.champions(coin))
+
+def track_view(state: ServingState, coin: str) -> tuple[str, Any, Any]:
+    "The track record: text, the realized accuracy over time and the calibration curve (figures or None)."
+    text, fig = realized_section(state, coin)
+    clf = state.champions(coin).get("classifier")
+    calib = calibration_figure((clf.metadata.get("extra") or {}).get("calibration"),
+                               f"{coin_label(coin)}: calibration on the holdout") if clf else None
+    return f"### {coin_label(coin)}: served predictions against what happened\n\n{text}", fig, calib
+
+def monitor_view(state: ServingState, coin: str) -> tuple[str, Any]:
+    "Monitoring: drift, latency and errors, alerts and champions (Markdown), and the drift figure (or None)."
+    drift_md, picture = drift_section(state.settings, coin)
+    md = "\n\n".join([f"### {coin_label(coin)}: monitoring", "#### Data drift", drift_md, "#### Latency and errors",
+                       health_section(state), "#### Recent alerts", alerts_section(state.settings),
+                       "#### Champions and retraining", champions_section(state)])
+    return md, _picture_figure(picture)
+
+# %% ../../nbs/14d_serve.ui.ipynb #fc9df4d2
+PAGE_OUTPUTS = ("banner", "panel", "chart", "track", "track_figure", "calibration", "card", "monitoring",
+                "monitoring_figure", "overview")
+
+def page_view(
+    state: ServingState,  # the app's serving state
+    coin: str,  # the coin shown (id, ticker or name)
+    days: float = 30,  # days of forecast on the chart
+) -> tuple:
+    "Every panel of the page for one coin, in the order of `PAGE_OUTPUTS` (empty states instead of errors)."
+    days, overview = int(max(1, min(days or 30, MAX_FORECAST_DAYS))), overview_table(state)
+    try: coin = state.check_coin(coin)
+    except ServeError as e: return ("", empty_state(str(e)), None, str(e), None, None, str(e), str(e), None, overview)
+    try:
+        snap = state.predict(coin, channel="ui")
+        top = (banner_html(snap.simulated), probability_html(snap),
+               price_chart(snap, days, state.settings.vs_currency, served_outcomes(state, coin)))
+    except ServeError as e: top = ("", empty_state(str(e)), None)
+    return (*top, *track_view(state, coin), card_view(state, coin), *monitor_view(state, coin), overview)
+
+# %% ../../nbs/14d_serve.ui.ipynb #3479ac39
+_FIGURES = frozenset({"chart", "track_figure", "calibration", "monitoring_figure"})
+
 def build_demo(
     state: ServingState | None = None,  # the app's serving state (default: a new one on `settings`)
     settings: Settings | None = None,  # used when no state is given (default: `load_settings()`)
@@ -340,52 +491,50 @@ def build_demo(
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False"); os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gradio as gr
     state = state or ServingState(settings)
-    coins = list(state.coins)
+    coins, labels = list(state.coins), {coin_label(c): c for c in state.coins}
     with gr.Blocks(title="cryptopred", analytics_enabled=False) as demo:
         banner = gr.HTML(elem_id="cp-banner")
         gr.Markdown("## cryptopred — will the price be higher tomorrow?\nDirection probabilities from the champion "
-                    "classifier and price forecasts from the champion Prophet model, with how much to trust them.")
-        with gr.Row(equal_height=True):
+                    "classifier and price forecasts from the champion forecaster, with the evidence for how much to trust them.")
+        with gr.Row(elem_classes="cp-stack"):
             coin = gr.Dropdown([(coin_label(c), c) for c in coins], value=coins[0], label="Coin", elem_id="cp-coin",
-                               allow_custom_value=False, filterable=False, scale=2)
-            days = gr.Slider(7, MAX_FORECAST_DAYS, value=30, step=1, label="Forecast days", elem_id="cp-days", scale=3)
-            go = gr.Button("Predict", variant="primary", elem_id="cp-predict", scale=1)
-        with gr.Tabs():
-            with gr.Tab("Prediction"):
-                with gr.Row():
-                    prob = gr.HTML(elem_id="cp-prob-panel", min_height=200)
-                    chart = gr.Plot(label="Price and forecast", show_label=False, elem_id="cp-chart", scale=2)
-            with gr.Tab("Model card"):
-                with gr.Row():
-                    card = gr.Markdown(elem_id="cp-card")
-                    calib = gr.Image(label="Calibration", show_label=False, type="pil", interactive=False,
-                                     elem_id="cp-calibration")
-            with gr.Tab("Monitoring"):
-                mon_go = gr.Button("Refresh", size="sm", elem_id="cp-monitor-refresh")
-                gr.Markdown("### Data drift")
-                drift_md = gr.Markdown(elem_id="cp-drift")
-                drift_pic = gr.Image(label="Drift picture", show_label=False, type="pil", interactive=False, height=420)
-                gr.Markdown("### Realized accuracy against the baselines")
-                real_md = gr.Markdown(elem_id="cp-realized")
-                real_fig = gr.Plot(label="Realized accuracy", show_label=False)
-                with gr.Row():
-                    with gr.Column():
-                        gr.Markdown("### Latency and errors")
-                        health = gr.Markdown(elem_id="cp-health")
-                    with gr.Column():
-                        gr.Markdown("### Recent alerts")
-                        alerts = gr.Markdown(elem_id="cp-alerts")
-                gr.Markdown("### Champions and retraining")
-                champs = gr.Markdown(elem_id="cp-champions")
-        mon = [drift_md, drift_pic, real_md, real_fig, health, alerts, champs]
-        def load(coin: str): return load_view(state, coin)
-        def predict(coin: str, days: float): return predict_view(state, coin, days)
-        def model_card(coin: str): return model_card_view(state, coin)
-        def monitoring(coin: str): return monitoring_view(state, coin)
-        demo.load(load, [coin], [banner, prob, card, calib, *mon], api_name="load")
-        go.click(predict, [coin, days], [banner, prob, chart], api_name="predict")
-        coin.change(model_card, [coin], [card, calib], api_name="model_card")
-        mon_go.click(monitoring, [coin], mon, api_name="monitoring")
+                               allow_custom_value=False, filterable=False, scale=2, min_width=220)
+            days = gr.Slider(7, MAX_FORECAST_DAYS, value=30, step=1, label="Forecast days on the chart", elem_id="cp-days",
+                             scale=3, min_width=220)
+        with gr.Tabs(selected="coin", elem_id="cp-tabs") as tabs:
+            with gr.Tab("Overview", id="overview", elem_id="cp-tab-overview"):
+                overview = gr.Dataframe(headers=list(OVERVIEW_COLUMNS), interactive=False, wrap=True, elem_id="cp-overview",
+                                        show_label=False, pinned_columns=1)
+                gr.Markdown("Select a row to open that coin. *Signal* follows the evidence: an arrow only where the model "
+                            "beat the best naive baseline on its holdout and P(up) lies outside 45–55%.", elem_classes="cp-meta")
+            with gr.Tab("Coin", id="coin", elem_id="cp-tab-coin"):
+                with gr.Row(elem_classes="cp-stack"):
+                    panel = gr.HTML(elem_id="cp-prob-panel", min_height=200)
+                    chart = gr.Plot(show_label=False, elem_id="cp-chart", scale=2, min_width=300)
+            with gr.Tab("Track record", id="track", elem_id="cp-tab-track"):
+                track = gr.Markdown(elem_id="cp-track")
+                with gr.Row(elem_classes="cp-stack"):
+                    track_fig = gr.Plot(show_label=False, elem_id="cp-track-figure", min_width=300)
+                    calib = gr.Plot(show_label=False, elem_id="cp-calibration", min_width=300)
+            with gr.Tab("Model card", id="card", elem_id="cp-tab-card"):
+                card = gr.Markdown(elem_id="cp-card")
+            with gr.Tab("Monitoring", id="monitoring", elem_id="cp-tab-monitoring"):
+                mon = gr.Markdown(elem_id="cp-monitoring")
+                mon_fig = gr.Plot(show_label=False, elem_id="cp-monitoring-figure")
+        outputs = [banner, panel, chart, track, track_fig, calib, card, mon, mon_fig, overview]
+
+        def view(coin: str, days: float):
+            out = page_view(state, coin, days)
+            return [gr.update(value=v, visible=v is not None) if k in _FIGURES else v for k, v in zip(PAGE_OUTPUTS, out)]
+
+        def open_coin(evt):
+            row = evt.row_value or []
+            return gr.update(value=labels.get(row[0], coins[0]) if row else coins[0]), gr.Tabs(selected="coin")
+        open_coin.__annotations__ = {"evt": gr.SelectData}  # Gradio passes the selection by this (evaluated) annotation
+
+        demo.load(view, [coin, days], outputs, api_name="load")
+        gr.on([coin.change, days.release], view, [coin, days], outputs, api_name="view", trigger_mode="always_last")
+        overview.select(open_coin, None, [coin, tabs], api_name="open_coin", api_visibility="private")
     demo.queue(default_concurrency_limit=4)
     return demo
 

@@ -38,7 +38,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
-import uvicorn
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -48,6 +47,7 @@ from cryptopred.data.fake import (  # the fake CoinGecko lives in the package (t
     PRO_HEADER,  # noqa: F401  (re-exported)
     FakeCoinGecko,
 )
+from cryptopred.serve.deploy import serve_in_thread
 
 from .homes import cg_settings
 
@@ -159,29 +159,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def live_server(app, timeout: float = 60.0) -> Iterator[str]:
-    "Serve `app` with uvicorn on 127.0.0.1 at a random port in a background thread; yield its base URL."
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    started = threading.Event()
-
-    class Server(uvicorn.Server):
-        async def startup(self, sockets=None):
-            await super().startup(sockets=sockets)
-            started.set()
-
-    server = Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        if not started.wait(timeout): raise RuntimeError(f"uvicorn did not start within {timeout} s")
-        if server.should_exit: raise RuntimeError("uvicorn failed to start (see the log above)")
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout)
-        sock.close()
+def live_server(app, timeout: float = 60.0):
+    "Serve `app` with uvicorn on 127.0.0.1 at a random port in a background thread (a context that yields its base URL)."
+    return serve_in_thread(app=app, timeout=timeout)
 
 
 def parse_metrics(text: str) -> dict[tuple[str, tuple], float]:

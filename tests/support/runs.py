@@ -16,10 +16,11 @@ from cryptopred.pipeline import PipelineResult, run_pipeline
 from cryptopred.report.render import find_browser
 from cryptopred.runs import RunRecord
 
-# The small pipeline: the simulated market, two coins, 240 days, one candidate per family, one worker.
+# The small pipeline: the simulated market, two coins, 240 days, one candidate per family, three walk-forward folds,
+# one worker; two shuffles per feature for the importance (the report draws it, its precision is beside the point).
 SMALL_ENV = {"CRYPTOPRED_SOURCE": "simulated", "CRYPTOPRED_COINS": "bitcoin,ethereum", "CRYPTOPRED_HISTORY_DAYS": "240",
-             "CRYPTOPRED_SEARCH_BUDGET": "1", "CRYPTOPRED_N_JOBS": "1"}
-SMALL_PARAMS = {"train_classifier": {"n_boot": 200, "families": ["logistic", "random_forest"]}}
+             "CRYPTOPRED_SEARCH_BUDGET": "1", "CRYPTOPRED_CV_FOLDS": "3", "CRYPTOPRED_N_JOBS": "1"}
+SMALL_PARAMS = {"train_classifier": {"n_boot": 200, "families": ["logistic", "random_forest"], "importance_repeats": 2}}
 
 
 def require_tool(found, what: str) -> None:

@@ -107,6 +107,7 @@ def read_verified(
 TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset({  # the one trust list: what the project's models are made of
     "numpy.dtype",
     "cryptopred.evaluate.WalkForwardCV",  # the time-based folds of a calibrated pooled classifier
+    "cryptopred.classify.ScoreRule",  # a served one-line rule (reversal, momentum): a column name, a sign, four floats
     "sklearn._loss.link.Interval", "sklearn._loss.link.LogitLink", "sklearn._loss.loss.HalfBinomialLoss",
     "sklearn.calibration.CalibratedClassifierCV", "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration", "sklearn.isotonic.IsotonicRegression",

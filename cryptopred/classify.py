@@ -16,7 +16,8 @@ import pandas as pd
 import sklearn
 from matplotlib.figure import Figure
 from scipy.stats import loguniform, randint
-from sklearn.base import clone
+from scipy.special import expit, logit
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -42,10 +43,11 @@ from cryptopred.evaluate import (
 )
 
 # %% auto #0
-__all__ = ['FAMILIES', 'DEFAULT_FAMILIES', 'ENSEMBLE', 'SEARCH_SPACES', 'SCORERS', 'SELECTIONS', 'CALIBRATIONS',
-           'demo_direction_data', 'make_pipeline', 'tune_family', 'choose_candidate', 'calibrated',
-           'choose_calibration', 'prepare_rows', 'pool_rows', 'training_rows', 'ClassifierEvaluation',
-           'remembered_selections', 'remember_selections', 'evaluate_classifier', 'DirectionModel', 'fit_final_model']
+__all__ = ['FAMILIES', 'DEFAULT_FAMILIES', 'ENSEMBLE', 'RULE_FAMILIES', 'RULE_NAMES', 'SEARCH_SPACES', 'SCORERS', 'SELECTIONS',
+           'CALIBRATIONS', 'demo_direction_data', 'make_pipeline', 'ScoreRule', 'model_name', 'tune_family',
+           'choose_candidate', 'calibrated', 'choose_calibration', 'prepare_rows', 'pool_rows', 'training_rows',
+           'ClassifierEvaluation', 'remembered_selections', 'remember_selections', 'evaluate_classifier',
+           'DirectionModel', 'fit_final_model']
 
 # %% ../nbs/08_classify.ipynb #15772a8c
 def demo_direction_data(
@@ -79,16 +81,53 @@ DEFAULT_FAMILIES = ("logistic", "random_forest")  # the candidates when none are
 ENSEMBLE = "ensemble"  # the soft vote of several families; its params are {family: that family's params}
 
 def make_pipeline(
-    family: str,  # one of FAMILIES, or ENSEMBLE
+    family: str,  # one of FAMILIES, ENSEMBLE or RULE_FAMILIES
     params: dict | None = None,  # classifier parameters (without the `model__` prefix); {family: params} for ENSEMBLE
     seed: int = 42,  # random seed
 ) -> Pipeline | VotingClassifier:
     "An unfitted scaler + classifier pipeline of `family` (for ENSEMBLE: the average of such pipelines' probabilities)."
+    if family in RULE_FAMILIES: return ScoreRule(*RULE_FAMILIES[family])
     if family == ENSEMBLE:
         if not params: raise CryptopredError("an ensemble needs {family: params} for at least one family")
         return VotingClassifier([(f, make_pipeline(f, p, seed)) for f, p in params.items()], voting="soft")
-    if family not in FAMILIES: raise CryptopredError(f"unknown model family {family!r} (known: {', '.join(FAMILIES)}, {ENSEMBLE})")
+    if family not in FAMILIES:
+        raise CryptopredError(f"unknown model family {family!r} (known: {', '.join([*FAMILIES, ENSEMBLE, *RULE_FAMILIES])})")
     return Pipeline([("scale", StandardScaler()), ("model", FAMILIES[family](seed).set_params(**(params or {})))])
+
+# %% ../nbs/08_classify.ipynb #3965e4b3
+class ScoreRule(ClassifierMixin, BaseEstimator):
+    "A one-line rule as a classifier: P(up) = logistic(a + b · sign · x[column]) with b ≥ 0 fitted on the training rows."
+    def __init__(self, column: str = "ret_lag_1", sign: int = -1):  # the feature the rule reads; -1 reversal, +1 momentum
+        self.column, self.sign = column, sign
+
+    def _score(self, X) -> np.ndarray:
+        if not isinstance(X, pd.DataFrame) or self.column not in X.columns:
+            raise CryptopredError(f"the {self.column!r} rule needs a DataFrame with a {self.column!r} column")
+        return self.sign * X[self.column].to_numpy(float)
+
+    def fit(self, X, y):
+        s, yv = self._score(X), np.asarray(y, float)
+        self.classes_ = np.unique(yv)
+        self.center_, self.scale_ = float(s.mean()), float(s.std() or 1.0)
+        lr = LogisticRegression(penalty=None, max_iter=1000).fit(((s - self.center_) / self.scale_)[:, None], yv)
+        self.coef_ = max(float(lr.coef_[0, 0]), 0.0)
+        q = float(np.clip(yv.mean(), 1e-6, 1 - 1e-6))
+        self.intercept_ = float(lr.intercept_[0]) if self.coef_ > 0 else float(logit(q))
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        p = expit(self.intercept_ + self.coef_ * (self._score(X) - self.center_) / self.scale_)
+        return np.c_[1 - p, p]
+
+RULE_FAMILIES = {"reversal_rule": ("ret_lag_1", -1), "momentum_rule": ("ret_lag_1", 1)}  # family -> (column, sign)
+RULE_NAMES = {"reversal_rule": "reversal rule", "momentum_rule": "momentum rule"}
+
+def model_name(
+    family: str,  # the chosen family (a fitted family, ENSEMBLE or a rule)
+    pooled: bool = False,  # trained on the pooled coins' rows
+) -> str:
+    "What the served model is called (manifest, API, model card): a rule by its name, a fitted model by its family."
+    return RULE_NAMES.get(family) or f"{'pooled ' if pooled else ''}{family}"
 
 # %% ../nbs/08_classify.ipynb #26a16451
 SEARCH_SPACES = {
@@ -280,6 +319,7 @@ class ClassifierEvaluation:
     features: list = field(default_factory=list)  # feature columns the model used
     pool: dict = field(default_factory=dict)  # pooled series -> their usable labelled rows (empty: not pooled)
     selection_rule: str = "prefer_ensemble"  # how the candidate was chosen
+    past_return: pd.Series | None = field(default=None, repr=False)  # holdout: return over the last horizon steps (the rules' score)
 
     @property
     def metrics(self) -> pd.DataFrame: return self.assessment.metrics
@@ -292,7 +332,8 @@ class ClassifierEvaluation:
 
     def summary(self) -> dict:
         "Flat, JSON-ready headline numbers (metrics.json, the real-data report)."
-        return {"name": self.name, "family": self.family, "calibration": self.calibration, "params": self.params,
+        return {"name": self.name, "family": self.family, "model": model_name(self.family, bool(self.pool)),
+                "calibration": self.calibration, "params": self.params,
                 "scoring": self.scoring, "horizon": self.horizon, "seed": self.seed, **self.rows,
                 "train_start": self.train_period[0], "train_end": self.train_period[1],
                 "holdout_start": self.holdout_period[0], "holdout_end": self.holdout_period[1],
@@ -324,9 +365,19 @@ def _climatology_loss(y: pd.Series, cv: WalkForwardCV, scoring: str) -> tuple[fl
         losses.append(np.mean((q - yt) ** 2) if scoring == "brier" else -np.mean(yt * np.log(q) + (1 - yt) * np.log(1 - q)))
     return float(np.mean(losses)), float(np.std(losses))
 
+def _rule_losses(X, y, cv, scoring) -> dict:
+    "Inner-CV losses and ROC-AUC of every rule whose column `X` has (the rules need no tuning: one fit per fold)."
+    out = {}
+    for r, (col, _) in RULE_FAMILIES.items():
+        if col not in X.columns: continue
+        sc = -cross_val_score(make_pipeline(r), X, y, cv=cv, scoring=_scorer(scoring))
+        out[r] = {"loss": float(sc.mean()), "loss_std": float(sc.std()), "params": {}, "fold_losses": list(sc),
+                  "auc": float(cross_val_score(make_pipeline(r), X, y, cv=cv, scoring="roc_auc").mean())}
+    return out
+
 def _select(X, y, families, cv, budget, scoring, seed, calibrations, embargo, ensemble=True,
-            selection="prefer_ensemble") -> tuple[str, dict, str, pd.DataFrame, dict]:
-    "Tune every family, score their ensemble, choose a candidate by the selection rule, then choose its calibration."
+            selection="prefer_ensemble", rules=True) -> tuple[str, dict, str, pd.DataFrame, dict]:
+    "Tune every family, score their ensemble, choose a candidate by the selection rule, choose its calibration; the best rule wins unless the fitted choice has both a lower inner loss and a higher inner ROC-AUC."
     if selection not in SELECTIONS: raise CryptopredError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
     tuned = {f: tune_family(X, y, f, cv, budget, scoring, seed) for f in families}
     if ensemble and len(families) > 1:
@@ -335,10 +386,22 @@ def _select(X, y, families, cv, budget, scoring, seed, calibrations, embargo, en
         tuned[ENSEMBLE] = {"loss": float(sc.mean()), "loss_std": float(sc.std()), "params": ps, "fold_losses": list(sc)}
     sel = pd.DataFrame({f: {k: t[k] for k in ("loss", "loss_std", "params", "fold_losses")} for f, t in tuned.items()}).T
     family = choose_candidate(sel, selection)
-    cl, cl_std = _climatology_loss(y, cv, scoring)
-    sel.loc["climatology"] = {"loss": cl, "loss_std": cl_std, "params": {}, "fold_losses": []}
     params = tuned[family]["params"]
     method, cal_losses = choose_calibration(X, y, make_pipeline(family, params, seed), cv, calibrations, scoring, embargo)
+    fitted = cal_losses[method]  # the fitted choice as it would be served (calibrated)
+    sel["auc"] = np.nan
+    for r, row in (_rule_losses(X, y, cv, scoring) if rules else {}).items(): sel.loc[r] = row
+    best_rule = min((r for r in RULE_FAMILIES if r in sel.index), key=lambda r: sel.loc[r, "loss"], default=None)
+    if best_rule is not None:
+        beaten = sel.loc[best_rule, "loss"] <= fitted  # the rule's probabilities are at least as good ...
+        if not beaten:  # ... or the fitted choice ranks the days no better than the rule does
+            sel.loc[family, "auc"] = float(cross_val_score(calibrated(make_pipeline(family, params, seed), method, embargo,
+                                                                      by_time=getattr(cv, "by_time", False)),
+                                                           X, y, cv=cv, scoring="roc_auc").mean())
+            beaten = sel.loc[family, "auc"] <= sel.loc[best_rule, "auc"]
+        if beaten: family, params, method, cal_losses = best_rule, {}, "none", {"none": float(sel.loc[best_rule, "loss"])}
+    cl, cl_std = _climatology_loss(y, cv, scoring)
+    sel.loc["climatology"] = {"loss": cl, "loss_std": cl_std, "params": {}, "fold_losses": [], "auc": np.nan}
     return family, params, method, sel.sort_values("loss"), cal_losses
 
 # %% ../nbs/08_classify.ipynb #72dfe003
@@ -418,6 +481,7 @@ def evaluate_classifier(
     n_threads: int = 1,  # native threads (OpenMP/BLAS) for the whole protocol
     pool: dict | None = None,  # other series to train on too: {name: (X, y[, returns[, usable]])}; see `pool_rows`
     selection: str = "prefer_ensemble",  # candidate rule: "prefer_ensemble" (one-SE rule) or "lowest"
+    rules: bool = True,  # the reversal and momentum rules compete too (served when nothing fitted beats them)
 ) -> ClassifierEvaluation:
     "Nested walk-forward tuning on the training part, refit, predict the holdout, and assess it against the baselines."
     t0 = time.perf_counter()
@@ -436,7 +500,7 @@ def evaluate_classifier(
     with threadpool_limits(n_threads):
         Xt, yt = training_rows(df.iloc[tr], feats, name, pooled)
         family, params, method, sel, cal = _select_once(Xt, yt, families, cv, s.search_budget, scoring, s.seed,
-                                                        tuple(calibrations), h, ensemble, selection, remember=by_time)
+                                                        tuple(calibrations), h, ensemble, selection, rules, remember=by_time)
         splits = _blocks(df.index, yv, tr, ho, refit_every, h, expanding)
         check_splits(splits, h)
         prob, rate, prate = np.empty(len(ho)), np.empty(len(ho)), np.empty(len(ho))
@@ -456,7 +520,8 @@ def evaluate_classifier(
         train_period=(str(df.index[tr[0]]), str(df.index[tr[-1]])), holdout_period=(str(hidx[0]), str(hidx[-1])),
         selection=sel, calibration_losses=cal, folds=_fold_table(df.index, yv, splits), prob=prob_s,
         y=pd.Series(yv[ho], index=hidx, name="target"), assessment=assessment, runtime_s=round(time.perf_counter() - t0, 2),
-        features=feats, pool=pool_counts, selection_rule=selection, pooled_up_rate=pd.Series(prate, index=hidx, name="pooled_up_rate"))
+        features=feats, pool=pool_counts, selection_rule=selection, pooled_up_rate=pd.Series(prate, index=hidx, name="pooled_up_rate"),
+        past_return=pd.Series(df["__past"].to_numpy()[ho], index=hidx, name="past_return"))
 
 # %% ../nbs/08_classify.ipynb #21c274d1
 @dataclass
@@ -495,6 +560,7 @@ def fit_final_model(
     n_threads: int = 1,  # native threads
     pool: dict | None = None,  # other series to train on too (required when the evaluation was pooled); see `pool_rows`
     selection: str = "prefer_ensemble",  # candidate rule when nothing is given
+    rules: bool = True,  # ... and whether the reversal and momentum rules compete
     **meta,  # extra metadata (coin, granularity, data source, ...)
 ) -> DirectionModel:
     "Fit the model to register on all usable rows, with the evaluation's (or the given, or freshly selected) choices."
@@ -517,10 +583,11 @@ def fit_final_model(
         elif family is None:
             family, params, calibration, sel, _ = _select_once(
                 Xa, ya, list(families or DEFAULT_FAMILIES), WalkForwardCV(s.cv_folds, embargo=h, by_time=by_time),
-                s.search_budget, scoring, s.seed, CALIBRATIONS, h, ensemble, selection, remember=by_time)
+                s.search_budget, scoring, s.seed, CALIBRATIONS, h, ensemble, selection, rules, remember=by_time)
             inner = float(sel.loc[family, "loss"])
         est = _fit_once(Xa, ya, family, params, calibration or "none", h, s.seed, by_time, remember=by_time)
-    md = {"family": family, "params": params or {}, "calibration": calibration or "none", "horizon": h, "seed": s.seed,
+    md = {"family": family, "model": model_name(family, pooled is not None), "params": params or {},
+          "calibration": calibration or "none", "horizon": h, "seed": s.seed,
           "features": feats, "train_start": str(Xa.index[0]), "train_end": str(df.index[-1]), "rows": counts,
           "up_rate": float(df["__y"].mean()), "sklearn_version": sklearn.__version__,
           "pool": pool_counts, "pooled_rows": len(Xa) - len(df),

@@ -29,15 +29,13 @@ from .data.store import Store, read_source
 from .forecast import TUNE_BUDGET, default_params, tune_forecaster
 from .pipeline import PIPELINE_STEPS, run_pipeline
 from .registry import model_label, open_registry
-from .runs import RunRecord, kill_runs, list_runs, run_step
+from .runs import RunRecord, holdout_log_count, kill_runs, list_runs, log_holdout_scoring, run_step
 from .schedule import JobOutcome, Scheduler, crontab_lines, next_fire_times, scheduled_jobs
 from .serve.app import create_app
 from .serve.deploy import READ_TIMEOUT_S, check_port, serve_blocking
 from cryptopred.studies.forecaster import (
     ALL_DAILY_COINS,
     evaluate_real,
-    holdout_log_count,
-    log_holdout_scoring,
     score_coin_v2,
     v2_report_lines,
     write_forecast_report,

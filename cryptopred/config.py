@@ -39,6 +39,9 @@ class DataSettings(_Group):
     source: str = Field("auto", description="auto | coingecko | simulated | csv:<folder>")
     granularity: str = Field("daily", description="Default granularity for training and serving: daily | hourly")
     history_days: int = Field(365, ge=1, description="Days of history asked for on a coin's first ingest")
+    sim_history_days: int = Field(730, ge=1, description="Simulated market only: days of daily history a coin's first "
+                                  "ingest takes (keyless CoinGecko stops at 365; two years give the default run a "
+                                  "holdout of about 140 days instead of 40-66)")
     real_data_dir: Path = Field(REPO_ROOT.parent / "shared" / "data" / "real",
                                 description="Real market data used for evaluation (read in place)")
     seed: int = Field(42, description="Seed for the simulated market, tuning and bootstraps")

@@ -73,8 +73,8 @@ def align_to_grid(
         spacing = pd.Series(ts.sort_values()).diff().median()
         if not step / 2 <= spacing <= step * 1.5:
             raise PreprocessError(f"rows are {spacing} apart (median) but granularity is {granularity!r} ({step} steps)")
-    labels = ts.floor(grid_of(granularity).freq)
-    order = np.lexsort((ts.asi8, labels.asi8))
+    labels = ts.round(grid_of(granularity).freq)  # the nearest grid point (never a later row's price at an earlier step)
+    order = np.lexsort((ts.asi8, np.abs(ts.asi8 - labels.asi8), labels.asi8))
     keep = np.r_[True, np.diff(labels.asi8[order]) != 0] if len(ts) else np.zeros(0, bool)
     return labels, order, keep
 

@@ -36,7 +36,7 @@ from .config import Settings, load_settings
 # %% auto #0
 __all__ = ['PIPELINES_DIR', 'StepBusy', 'RunInterrupted', 'JobBusy', 'write_metrics', 'RunRecord', 'run_step', 'kill_runs',
            'allow_runs', 'list_runs', 'latest_run', 'job_lock', 'scheduler_status_path', 'scheduler_status',
-           'recover_runs']
+           'recover_runs', 'holdout_log_count', 'holdout_log_counts', 'log_holdout_scoring']
 
 # %% ../nbs/02_runs.ipynb #bcc7bbaa
 PIPELINES_DIR = repo_path("nbs", "pipelines")  # the checkout's run-books, or those an installed package ships
@@ -307,3 +307,24 @@ def recover_runs(settings: Settings | None = None) -> list[RunRecord]:
         _finish(r.path, st, "interrupted", f"interrupted: the process that ran it (pid {st.get('pid')}) is gone", None, settings)
         out.append(RunRecord.read(r.path))
     return out
+
+# %% ../nbs/02_runs.ipynb #65c0d37f
+def holdout_log_count(path: Path | str, protocol: str = "forecaster_v2") -> int:
+    "How many times the holdout was scored under `protocol`, from its JSON-lines log (0 if none)."
+    path = Path(path)
+    if not path.is_file(): return 0
+    return sum(1 for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("protocol") == protocol)
+
+def holdout_log_counts(path: Path | str) -> dict[str, int]:
+    "Scorings per protocol version in the log, in the order the versions first appear."
+    path, out = Path(path), {}
+    for line in (path.read_text().splitlines() if path.is_file() else []):
+        if line.strip(): p = json.loads(line).get("protocol"); out[p] = out.get(p, 0) + 1
+    return out
+
+def log_holdout_scoring(path: Path | str, protocol: str, what: str, **extra) -> int:
+    "Append one holdout scoring (and any `extra` JSON-safe fields) to the log; return the new count."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    rec = {"protocol": protocol, "time": utcnow().isoformat(), "what": what, **to_jsonable(extra)}
+    with path.open("a") as fh: fh.write(json.dumps(rec) + "\n")
+    return holdout_log_count(path, protocol)

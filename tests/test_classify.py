@@ -152,3 +152,25 @@ def test_pooled_ensemble_round_trips_through_the_registry(tmp_path, calibration)
     X1 = pool["s1"][0].tail(5)  # a pooled model serves every coin of its pool
     np.testing.assert_allclose(loaded.predict_proba(X1), m.predict_proba(X1))
     assert loaded.metadata["pool"] == m.metadata["pool"] and set(m.metadata["pool"]) == {"s1", "s2"}
+
+
+def test_a_served_rule_round_trips_through_the_registry_and_is_named(tmp_path):
+    "When the reversal rule is what is served, the registry stores and loads it (skops, trusted list) under its name."
+    from cryptopred.registry import ModelRegistry
+    from cryptopred.serve.state import classifier_model
+    X, y, _ = demo_direction_data(300, seed=5)
+    X = X.rename(columns={"ret_lag0": "ret_lag_1"})
+    s = _small()
+    m = fit_final_model(X, y, settings=s, family="reversal_rule", coin="s0")
+    assert m.metadata["model"] == "reversal rule" and m.metadata["calibration"] == "none"
+    reg = ModelRegistry(root=tmp_path / "models", settings=s)
+    v = reg.register("classifier", "s0", "daily", m, horizon=1, data_source="simulated", data_hash="0" * 64,
+                     train_start=m.metadata["train_start"], train_end=m.metadata["train_end"], features=m.features,
+                     params={"family": "reversal_rule", "model": m.metadata["model"], "pooled": False})
+    loaded = reg.load("classifier", "s0", "daily", v)
+    np.testing.assert_allclose(loaded.model.predict_proba(X.tail(5)), m.predict_proba(X.tail(5)))
+    p = loaded.model.predict_proba(X.tail(50))
+    r = X.tail(50)["ret_lag_1"].to_numpy()
+    assert (np.diff(p[np.argsort(r)]) <= 1e-12).all()  # P(up) falls as today's return rises: the rule's ranking
+    assert classifier_model(loaded.metadata) == "reversal rule"
+    assert classifier_model({"params": {"family": "ensemble", "pooled": True}}) == "pooled ensemble"  # older manifests

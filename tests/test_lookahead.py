@@ -61,7 +61,7 @@ def holes(frames: dict, granularity: str, most: int = 1) -> list[pd.Timestamp]:
     freq = "D" if granularity == "daily" else "h"
     out = []
     for f in frames.values():
-        steps = f["timestamp"].dt.floor(freq)
+        steps = f["timestamp"].dt.round(freq)
         grid = pd.date_range(steps.min(), steps.max(), freq=freq)
         out += list(grid.difference(steps))[:most]
     return out

@@ -20,8 +20,8 @@ FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChe
 
 def _observed(frame: pd.DataFrame, granularity: str) -> pd.Series:
     "The input prices by grid step (first row per step, i.e. the one nearest the grid point)."
-    f = frame.assign(step=frame["timestamp"].dt.floor("D" if granularity == "daily" else "h"))
-    f = f.sort_values(["step", "timestamp"]).drop_duplicates("step")
+    f = frame.assign(step=frame["timestamp"].dt.round("D" if granularity == "daily" else "h"))
+    f = f.assign(off=(f["timestamp"] - f["step"]).abs()).sort_values(["step", "off", "timestamp"]).drop_duplicates("step")
     return f.set_index("step")["price"].astype("float64")
 
 
@@ -177,21 +177,26 @@ def test_settings_supply_the_thresholds():
 def test_real_daily_series_clean(coin):
     df = read_real(coin)
     out, rep = _check_clean(df, "daily")
-    assert rep.rows_merged == 0 and rep.rows_trimmed == 0 and rep.gaps_left == 0 and rep.prices_invalid == 0
-    assert rep.rows_out == len(pd.date_range(df["timestamp"].min().floor("D"), df["timestamp"].max().floor("D")))
+    # bitcoin's two late-evening 2017 snapshots round onto the next day, which has its own 00:00 row
+    assert rep.rows_merged == (2 if coin == "bitcoin" else 0)
+    assert rep.rows_trimmed == 0 and rep.gaps_left == 0 and rep.prices_invalid == 0
+    assert rep.rows_out == len(pd.date_range(df["timestamp"].min().round("D"), df["timestamp"].max().round("D")))
     assert (out.index == out.index.normalize()).all()
 
 
 @needs_real
 @pytest.mark.realdata
-def test_real_off_grid_snapshots_are_floored_to_their_date():
+def test_real_off_grid_snapshots_go_to_the_nearest_grid_point():
     df = read_real("bitcoin")
     out, rep = clean(df)
-    assert rep.rows_off_grid == 4 and rep.gaps_found == 2 and rep.steps_filled == 2
-    assert out.loc["2017-06-06", "price"] == 2903.4438  # the 23:29:55 snapshot is day 2017-06-06's row
+    assert rep.rows_off_grid == 4 and rep.rows_merged == 2 and rep.gaps_found == 4 and rep.steps_filled == 4
+    # the 23:29:55 snapshot is not day 2017-06-06's 00:00 price (23 h of look-ahead): it rounds to 06-07, whose own
+    # 00:00 row is nearer and kept; 06-06 is a one-day gap, filled
+    assert out.loc["2017-06-06", "filled"] and out.loc["2017-06-06", "price"] != 2903.4438
+    assert out.loc["2017-06-07", "price"] == 2716.0588 and out.loc["2017-06-08", "filled"]
     assert out.loc["2018-01-30", "price"] == df.set_index("timestamp").loc["2018-01-30T00:05:18Z", "price"]
     assert out.loc["2013-06-04", "filled"] and out.loc["2015-01-28", "filled"]
-    assert rep.volume_missing == 244  # no volume before 2013-12-27 (plus the two filled days)
+    assert rep.volume_missing == 246  # no volume before 2013-12-27 (plus the four filled days)
 
 
 @needs_real

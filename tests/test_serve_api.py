@@ -110,7 +110,7 @@ def test_operations_routes(server):
             "/metrics"} <= set(spec["paths"])
     schemas = spec["components"]["schemas"]
     assert schemas["PredictRequest"]["additionalProperties"] is False
-    assert {"prob_up", "direction", "forecast", "models", "data_source"} <= set(schemas["PredictResponse"]["properties"])
+    assert {"prob_up", "direction", "forecast", "models", "model", "data_source"} <= set(schemas["PredictResponse"]["properties"])
     assert {"404", "422", "503"} <= set(spec["paths"]["/api/v1/predict"]["post"]["responses"])
     assert client.get("/docs").status_code == 404  # the CDN-backed Swagger page is off
 

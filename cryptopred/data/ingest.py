@@ -139,7 +139,8 @@ INGEST_METRICS = metrics_contract("ingest", {
 def _window_start(src: Source, span, granularity: str, days: int | None, settings: Settings, end: pd.Timestamp):
     "Where to start asking: after the last stored row, or `days` back for a first ingest (None: everything)."
     step = granularity_step(granularity)
-    n = days if days is not None else (None if src.whole_history else settings.history_days)
+    first = settings.sim_history_days if src.simulated and granularity == "daily" else settings.history_days
+    n = days if days is not None else (None if src.whole_history else first)
     want = None if n is None else end - (n * int(pd.Timedelta(days=1) / step) - 1) * step
     if span is None: return want
     if days is not None and want < span[0]: return want

@@ -95,6 +95,8 @@ class PredictResponse(BaseModel):
     forecast: ForecastPoint | None = Field(description="Prophet's forecast for target_time with its 80%/95% intervals")
     move: MoveSize | None = Field(None, description="size of the move to target_time (expected |return|, 80% range)")
     models: ModelVersions
+    model: str | None = Field(None, description="what the classifier is: its family ('pooled ensemble') or, when a "
+                              "one-line rule is served because nothing fitted beat it, the rule ('reversal rule')")
     data_source: str = Field(description="store label of the data: 'simulated' means SIMULATED DATA")
     simulated: bool
 
@@ -133,6 +135,7 @@ class ModelInfo(BaseModel):
     train_start: str | None = None
     train_end: str | None = None
     n_features: int = 0
+    model: str | None = Field(None, description="a classifier's model by name (e.g. 'reversal rule'); None for forecasters")
     holdout_metrics: dict[str, float] = Field(default_factory=dict, description="numeric holdout metrics")
     baselines: dict[str, float] = Field(default_factory=dict, description="baseline accuracies on the same holdout")
 

@@ -20,6 +20,7 @@ import pandas as pd
 if TYPE_CHECKING: pass  # imported where the UI is built: importing this module stays light
 import logging
 
+from ..classify import model_name
 from ..common import CryptopredError, granularity_step, grid_of, numbers, resolve_coin, to_utc
 from ..config import Settings, load_settings
 from ..data.store import Store
@@ -51,8 +52,8 @@ from cryptopred.serve.schemas import (
 # %% auto #0
 __all__ = ['LATENCY_BUCKETS', 'PROBABILITY_BUCKETS', 'API_PREFIX', 'API_ROUTES', 'OPS_ROUTES', 'KINDS', 'BASELINE_NAMES',
            'NEUTRAL_BAND', 'VERDICTS', 'NO_SIGNAL', 'PREDICTION_KEY', 'ServeMetrics', 'route_label', 'prob_up',
-           'Snapshot', 'is_simulated', 'ServingState', 'Edge', 'signed_points', 'holdout_edge', 'evidence_verdict',
-           'verdict', 'coin_summary', 'served_outcomes', 'model_info']
+           'Snapshot', 'is_simulated', 'ServingState', 'classifier_model', 'Edge', 'signed_points', 'holdout_edge',
+           'evidence_verdict', 'verdict', 'coin_summary', 'served_outcomes', 'model_info']
 
 # %% ../../nbs/14b_serve.state.ipynb #de48558b
 _log = logging.getLogger("cryptopred.serve.state")
@@ -396,6 +397,13 @@ def _point(row) -> ForecastPoint:
     return ForecastPoint(timestamp=row.timestamp, step=int(row.step), yhat=row.yhat, lower_80=row.lower_80,
                          upper_80=row.upper_80, lower_95=row.lower_95, upper_95=row.upper_95)
 
+# %% ../../nbs/14b_serve.state.ipynb #clfmodel01
+def classifier_model(md: dict) -> str:
+    "What a registered classifier is, by name: the rule served (`reversal rule`) or its (pooled) family."
+    p = md.get("params") or {}
+    return str(p.get("model") or model_name(str(p.get("family") or "unknown"), bool(p.get("pooled"))))
+
+
 # %% ../../nbs/14b_serve.state.ipynb #f00c4a9f
 BASELINE_NAMES = ("majority", "always_up", "momentum", "climatology")
 NEUTRAL_BAND = (0.45, 0.55)  # P(up) in [0.45, 0.55]: no clear signal whatever the model's record (see the prose)
@@ -492,6 +500,7 @@ def _with_body(snap: Snapshot) -> Snapshot:
                            verdict=label, reason=why,
                            price=snap.price, forecast=_point(next(at.itertuples())) if len(at) else None, move=move,
                            models=ModelVersions(classifier=snap.classifier.version, forecaster=snap.forecaster.version),
+                           model=classifier_model(snap.classifier.metadata),
                            data_source=snap.source, simulated=snap.simulated)
     return replace(snap, predict_body=body.model_dump_json().encode(), summary=coin_summary(snap))
 
@@ -532,4 +541,5 @@ def model_info(coin: str, kind: str, m: LoadedModel) -> ModelInfo:
     return ModelInfo(coin=coin, kind=kind, granularity=md.get("granularity", ""), version=m.version,
                      created_at=md.get("created_at"), horizon=md.get("horizon"), data_source=md.get("data_source"),
                      train_start=md.get("train_start"), train_end=md.get("train_end"),
-                     n_features=len(md.get("features") or []), holdout_metrics=hm, baselines=base)
+                     n_features=len(md.get("features") or []), holdout_metrics=hm, baselines=base,
+                     model=classifier_model(md) if kind == "classifier" else None)

@@ -25,7 +25,7 @@ from ..registry import LoadedModel
 from ..runs import latest_run, list_runs
 from .schemas import MAX_FORECAST_DAYS, ServeError
 from ..monitor.health import data_freshness
-from .state import BASELINE_NAMES, KINDS, NO_SIGNAL, ServingState, Snapshot, signed_points, served_outcomes, verdict
+from .state import BASELINE_NAMES, KINDS, NO_SIGNAL, ServingState, Snapshot, classifier_model, signed_points, served_outcomes, verdict
 
 # %% auto #0
 __all__ = ['CSS', 'VERDICT_STYLE', 'RANGES', 'FLAT_MEDIAN', 'OUTCOME_STYLE', 'REALIZED_DAYS', 'OVERVIEW_COLUMNS', 'SIGNAL_TEXT',
@@ -130,7 +130,8 @@ def probability_html(snap: Snapshot) -> str:
             f'<div class="cp-move" id="cp-move">{move}</div>'
             f'<table><tr><th>holdout{f" ({n} {snap.granularity} rows)" if n else ""}</th><th>accuracy</th>'
             f'<th>AUC</th></tr>{trs}</table>{fc}'
-            f'<div class="cp-versions">classifier {snap.classifier.version} · forecaster {snap.forecaster.version} · '
+            f'<div class="cp-versions">classifier {_esc(classifier_model(snap.classifier.metadata))} '
+            f'{snap.classifier.version} · forecaster {snap.forecaster.version} · '
             f'data {_esc(snap.source)}</div></div>')
 
 # %% ../../nbs/14d_serve.ui.ipynb #200c131b
@@ -293,7 +294,7 @@ def model_card_markdown(coin: str, models: dict[str, LoadedModel]) -> str:
     out = [f"### {coin}"]
     for kind, m in models.items():
         md = m.metadata
-        facts = [f"- **{k.replace('_', ' ')}**: " + (f"`{md.get(k)}`" if k in ("version", "data_hash") else str(md.get(k, "–")))
+        facts = ([f"- **model**: {classifier_model(md)}"] if kind == "classifier" else []) + [f"- **{k.replace('_', ' ')}**: " + (f"`{md.get(k)}`" if k in ("version", "data_hash") else str(md.get(k, "–")))
                  for k in _CARD_KEYS]
         if md.get("features"): facts.append(f"- **features**: {len(md['features'])}")
         params = md.get("params") or {}

@@ -16,17 +16,20 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from matplotlib.figure import Figure
+from scipy import stats
 
-from ..classify import DEFAULT_FAMILIES, ClassifierEvaluation, evaluate_classifier
+from ..classify import DEFAULT_FAMILIES, RULE_FAMILIES, ClassifierEvaluation, evaluate_classifier, model_name
 from ..common import metrics_contract, save_figure
+from ..runs import holdout_log_counts
 from ..config import Settings, load_settings
 from ..data.csv import RealDataError, read_real, real_coins
 from ..features import build_panel, feature_columns
 
 # %% auto #0
 __all__ = ['REAL_PROTOCOL', 'EVALUATE_REAL_METRICS', 'holm', 'evaluation_table', 'evaluation_markdown', 'read_real_daily',
-           'coin_inputs', 'RealDataEvaluation', 'real_data_evaluation', 'real_data_metrics', 'plot_auc_by_coin',
-           'committed_versions', 'holdout_history', 'real_data_markdown', 'write_real_data_report']
+           'coin_inputs', 'RealDataEvaluation', 'real_data_evaluation', 'delong_test', 'paired_auc_test',
+           'real_data_metrics', 'plot_auc_by_coin', 'committed_versions', 'holdout_history', 'goal_lines',
+           'real_data_markdown', 'write_real_data_report']
 
 # %% ../../nbs/12a_studies.classifier.ipynb #e85a1474
 def holm(
@@ -57,7 +60,7 @@ def evaluation_table(
     rows = []
     adj = holm([s["p_value"] for s in summaries])
     for s, ph in zip(summaries, adj, strict=True):
-        rows.append({"coin": s["name"], "model": f"{'pooled ' if s.get('pool') else ''}{s['family']} ({s['calibration']})",
+        rows.append({"coin": s["name"], "model": f"{s.get('model') or model_name(s['family'], bool(s.get('pool')))} ({s['calibration']})",
                      "holdout": f"{s['holdout_start'][:10]} → {s['holdout_end'][:10]} ({s['n_holdout']})",
                      "ROC-AUC [95% CI]": _ci(s, "roc_auc"), "accuracy [95% CI]": _ci(s, "accuracy"),
                      "best baseline": f"{s['best_baseline']} {s['best_baseline_accuracy']:.3f}",
@@ -103,6 +106,8 @@ def read_real_daily(
 
 # %% ../../nbs/12a_studies.classifier.ipynb #59a5e1cd
 REAL_PROTOCOL = {
+    "version": "classifier_v3",  # the frozen protocol (reports/protocols/classifier_v3.md) whose holdout scorings are counted
+    "rules": True,  # the reversal and momentum rules compete in selection (served when nothing fitted beats them)
     "pooled": True,  # train on all coins' rows (up to each training cut), judge each coin on its own holdout
     "families": DEFAULT_FAMILIES,  # logistic regression and random forest, and their ensemble
     "selection": "prefer_ensemble",  # the ensemble unless a family beats it by more than one standard error
@@ -154,7 +159,7 @@ def real_data_evaluation(
     if budget is not None or seed is not None:
         s = s.model_copy(update={k: v for k, v in {"search_budget": budget, "seed": seed}.items() if v is not None})
     if s.search_budget < 1: raise RealDataError(f"budget must be at least 1, got {s.search_budget}")
-    unknown = set(protocol) - set(REAL_PROTOCOL)
+    unknown = set(protocol) - set(REAL_PROTOCOL) - {"version"}
     if unknown: raise RealDataError(f"unknown protocol setting(s) {sorted(unknown)} (known: {', '.join(REAL_PROTOCOL)})")
     proto = {**REAL_PROTOCOL, **protocol}
     folder = Path(data_dir or s.real_data_dir)
@@ -165,7 +170,7 @@ def real_data_evaluation(
     if data_end is not None: frames = {c: f[f["timestamp"] < pd.Timestamp(data_end, tz="UTC")] for c, f in frames.items()}
     panel = build_panel(frames, "daily", settings=s)
     inputs = {c: coin_inputs(panel[c], proto["train_start"]) for c in coins}
-    kw = dict(settings=s, horizon=s.horizon, granularity="daily", families=list(proto["families"]),
+    kw = dict(settings=s, horizon=s.horizon, granularity="daily", families=list(proto["families"]), rules=proto["rules"],
               holdout_start=holdout_start, refit_every=proto["refit_every"], selection=proto["selection"],
               n_boot=n_boot, pool=inputs if proto["pooled"] else None)
     if n_jobs > 1 and not proto["pooled"]:
@@ -177,6 +182,44 @@ def real_data_evaluation(
                                     "horizon": s.horizon, "n_boot": n_boot, "fee_bps": s.fee_bps, "data_end": data_end},
                               str(folder), round(time.perf_counter() - t0, 1))
 
+# %% ../../nbs/12a_studies.classifier.ipynb #3453ae72
+def delong_test(
+    y,  # observed direction, 0/1
+    a,  # first score (higher = more likely up)
+    b,  # second score, on the same rows
+) -> dict:
+    "AUC of `a` and of `b`, their difference and DeLong's z and one-sided p (a above b) for two correlated AUCs."
+    y = np.asarray(y, float); S = np.vstack([np.asarray(a, float), np.asarray(b, float)])
+    pos, neg = y == 1, y == 0
+    m, n = int(pos.sum()), int(neg.sum())
+    if m < 2 or n < 2: raise ValueError("DeLong's test needs at least two rows of each class")
+    tz = np.vstack([stats.rankdata(s) for s in S])
+    tx = np.vstack([stats.rankdata(s[pos]) for s in S]); ty = np.vstack([stats.rankdata(s[neg]) for s in S])
+    auc = (tz[:, pos].sum(axis=1) - m * (m + 1) / 2) / (m * n)
+    v10 = (tz[:, pos] - tx) / n; v01 = 1 - (tz[:, neg] - ty) / m
+    cov = np.cov(v10) / m + np.cov(v01) / n
+    var = cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]
+    d = float(auc[0] - auc[1])
+    z = d / np.sqrt(var) if var > 0 else (0.0 if d == 0 else np.inf * np.sign(d))
+    return {"auc_a": float(auc[0]), "auc_b": float(auc[1]), "diff": d, "z": float(z), "p": float(stats.norm.sf(z))}
+
+def paired_auc_test(
+    evaluations: dict[str, ClassifierEvaluation],  # coin -> its holdout evaluation
+    goal: float = 0.01,  # the mean AUC gain over the reversal score the goal asks for
+    alpha: float = 0.05,  # level of the paired t-test
+) -> dict:
+    "Model AUC against the reversal score's on each coin's holdout (DeLong) and across coins (paired t, Wilcoxon)."
+    per = {c: delong_test(e.y, e.prob, -e.past_return.to_numpy()) for c, e in evaluations.items()}
+    d = np.array([r["diff"] for r in per.values()])
+    t = stats.ttest_rel([r["auc_a"] for r in per.values()], [r["auc_b"] for r in per.values()], alternative="greater")
+    w = stats.wilcoxon(d, alternative="greater", zero_method="zsplit") if len(d) > 1 and np.any(d != 0) else None
+    mean = float(d.mean())
+    return {"per_coin": per, "mean_auc": float(np.mean([r["auc_a"] for r in per.values()])),
+            "mean_reversal_auc": float(np.mean([r["auc_b"] for r in per.values()])), "mean_diff": mean,
+            "t_p": float(t.pvalue) if np.isfinite(t.pvalue) else 1.0, "wilcoxon_p": float(w.pvalue) if w is not None else 1.0,
+            "coins_above": int((d > 0).sum()), "goal": goal, "alpha": alpha,
+            "goal_met": bool(mean >= goal and np.isfinite(t.pvalue) and t.pvalue < alpha), "missed_by": max(goal - mean, 0.0)}
+
 # %% ../../nbs/12a_studies.classifier.ipynb #3128afbe
 def _iv(s: dict, k: str) -> dict: return {"value": s[k], "lo": s[f"{k}_lo"], "hi": s[f"{k}_hi"]}
 
@@ -186,7 +229,7 @@ def real_data_metrics(
 ) -> dict:
     "The numbers of the evaluation for metrics.json: per coin (holdout, baselines, backtest, params) and a summary."
     S = result.summaries()
-    hold = {s["name"]: {"model": ("pooled " if s["pool"] else "") + s["family"], "calibration": s["calibration"],
+    hold = {s["name"]: {"model": s.get("model") or model_name(s["family"], bool(s["pool"])), "calibration": s["calibration"],
                         "n_holdout": s["n_holdout"], "roc_auc": _iv(s, "roc_auc"), "accuracy": _iv(s, "accuracy"),
                         "best_baseline": s["best_baseline"], "best_baseline_accuracy": s["best_baseline_accuracy"],
                         "accuracy_gain": _iv(s, "accuracy_gain"), "p_value": s["p_value"],
@@ -202,7 +245,12 @@ def real_data_metrics(
                       "max_drawdown": s["backtest_max_drawdown"], "buy_hold_max_drawdown": s["backtest_buy_hold_max_drawdown"],
                       "trades": s["backtest_n_trades"], "exposure": s["backtest_exposure"]} for s in S}
     n = len(S)
+    pt = paired_auc_test(result.evaluations)
+    for c, r in pt["per_coin"].items(): hold[c].update(delong_p=r["p"], auc_minus_reversal=r["diff"])
     summary = {"coins": n, "mean_roc_auc": float(np.mean([s["roc_auc"] for s in S])),
+               "mean_auc_minus_reversal": pt["mean_diff"], "paired_t_p": pt["t_p"], "wilcoxon_p": pt["wilcoxon_p"],
+               "coins_above_reversal": pt["coins_above"], "goal_met": pt["goal_met"], "goal_missed_by": pt["missed_by"],
+               "served_rule": sum(s["family"] in RULE_FAMILIES for s in S),
                "positive_brier_skill": sum(s["brier_skill"] > 0 for s in S),
                "beats_best_baseline": sum(s["p_value"] < 0.05 and s["accuracy"] <= alarm for s in S),
                "beats_best_baseline_holm": sum(h["p_value_holm"] < 0.05 and h["accuracy"]["value"] <= alarm for h in hold.values()),
@@ -211,7 +259,7 @@ def real_data_metrics(
                "mean_reversal_roc_auc": float(np.mean([h["reversal_roc_auc"] for h in hold.values()])),
                "beats_buy_hold": sum(s["backtest_total_return"] > s["backtest_buy_hold_return"] for s in S),
                "max_accuracy": float(max(s["accuracy"] for s in S)), "leakage_alarms": sum(s["accuracy"] > alarm for s in S)}
-    return {"holdout": hold, "baselines": base, "backtest": bt,
+    return {"holdout": hold, "baselines": base, "backtest": bt, "paired": {k: v for k, v in pt.items() if k != "per_coin"},
             "params": {s["name"]: {"family": s["family"], "calibration": s["calibration"], **_flat_params(s["params"])} for s in S},
             "runtime_s": {s["name"]: s["runtime_s"] for s in S}, "summary": summary,
             "protocol": result.protocol, "data_dir": result.data_dir, "wall_time_s": result.wall_time_s}
@@ -229,7 +277,8 @@ EVALUATE_REAL_METRICS = metrics_contract("evaluate_real", {
        for b in ("value", "lo", "hi")},
     **{f"holdout.*.{k}": "per coin: " + k.replace("_", " ") for k in (
         "model", "calibration", "n_holdout", "best_baseline", "best_baseline_accuracy", "p_value", "ece", "log_loss",
-        "p_value_holm", "brier_skill_half", "brier_skill_pooled", "reversal_roc_auc", "momentum_rule_roc_auc")},
+        "p_value_holm", "brier_skill_half", "brier_skill_pooled", "reversal_roc_auc", "momentum_rule_roc_auc",
+        "delong_p", "auc_minus_reversal")}, "paired.*": "the paired test of model AUC against the reversal score's across coins",
     "baselines.*.*": "per coin: holdout accuracy of each baseline", "backtest.*.*": "per coin: the long/flat backtest",
     "params.*.**": "per coin: the chosen recipe", "runtime_s.*": "per coin: seconds", "summary.*": "the headline numbers",
     "protocol.**": "the frozen protocol", "data_dir": "the real-data folder", "wall_time_s": "seconds of the evaluation",
@@ -271,14 +320,38 @@ def committed_versions(
 def holdout_history(
     versions: int | None,  # committed versions of the holdout results file (`committed_versions`)
     results_file: str = "reports/real_data_evaluation.json",  # the file counted
+    counts: dict | None = None,  # scorings per protocol version from the holdout log (`holdout_log_counts`)
 ) -> str:
     "The holdout's history told plainly: scored before, and what that means for the numbers."
     count = (f"`{results_file}` has {versions} committed version{'s' if versions != 1 else ''} in git "
              f"(`git log --oneline -- {results_file}`)" if versions is not None else
              f"the committed versions of `{results_file}` could not be counted here (no git history)")
-    return ("The holdout is not untouched: it was scored under earlier protocol versions (the first measurement, the "
-            "90-day refits and the per-family table recorded in `nbs/12a_studies.classifier.ipynb`), and those results "
-            f"informed later design decisions, so its numbers are not a clean out-of-sample test; {count}.")
+    logged = [f"{k} {v} time{'s' if v != 1 else ''}" for k, v in (counts or {}).items() if str(k).startswith("classifier")]
+    return ("The holdout is not untouched: it was scored under earlier protocol versions (v1 and v2, before the holdout "
+            "log existed: the first measurement, the 90-day refits and the per-family table recorded in "
+            "`nbs/12a_studies.classifier.ipynb`, uncounted), and those results informed later design decisions, so its "
+            f"numbers are not a clean out-of-sample test; {count}"
+            + (f"; counted in `reports/protocols/holdout_log.jsonl`: {', '.join(logged)}" if logged else "") + ".")
+
+def goal_lines(
+    summary: dict,  # `real_data_metrics(...)["summary"]`
+    version: str = "classifier_v3",  # the protocol scored
+    counts: dict | None = None,  # scorings per protocol version (`holdout_log_counts`)
+) -> list[str]:
+    "The report's first lines: the goal against the reversal score met or missed (by how much), and the holdout count."
+    d, met = summary["mean_auc_minus_reversal"], summary["goal_met"]
+    head = (f"**Goal {'MET' if met else 'NOT MET'}** (protocol `{version}`: mean holdout ROC-AUC above the reversal "
+            f"score −r(t)'s by ≥ 0.01, with a paired test across the {summary['coins']} coins): mean AUC "
+            f"{summary['mean_roc_auc']:.3f} against the reversal score's {summary['mean_reversal_roc_auc']:.3f}, a "
+            f"difference of {d:+.4f}" + ("" if met else f", **{summary['goal_missed_by']:.4f} short of the goal**")
+            + f"; paired t-test p = {summary['paired_t_p']:.3f}, Wilcoxon p = {summary['wilcoxon_p']:.3f} (one-sided); "
+            f"above the score on {summary['coins_above_reversal']}/{summary['coins']} coins.")
+    served = (f" On {summary['served_rule']}/{summary['coins']} coins no fitted model beat the rules in walk-forward CV, "
+              "so the model scored is the rule itself." if summary.get("served_rule") else "")
+    c = counts or {}
+    times = ", ".join(f"{k}: {v}" for k, v in c.items() if str(k).startswith("classifier")) or f"{version}: not logged"
+    return [head + served, "", f"Holdout scorings per protocol version (`reports/protocols/holdout_log.jsonl`): {times}; "
+            "classifier v1 and v2 scored it before the log existed (uncounted).", ""]
 
 def real_data_markdown(
     result: RealDataEvaluation,  # what `real_data_evaluation` returned
@@ -286,8 +359,9 @@ def real_data_markdown(
     report_dir: Path | str | None = None,  # folder of the Markdown file (figure links are relative to it)
     alarm: float = 0.6,  # leakage alarm threshold on holdout accuracy
     versions: int | None = None,  # committed versions of the holdout results file (see `holdout_history`)
+    counts: dict | None = None,  # holdout scorings per protocol version (`holdout_log_counts`)
 ) -> str:
-    "The real-data report: summary, per-coin table, protocol, figures."
+    "The real-data report: the goal first, then summary, per-coin table, protocol, figures."
     S, m, p = result.summaries(), real_data_metrics(result, alarm), result.protocol
     sm, n = m["summary"], len(S)
     worse = [s["name"] for s in S if s["p_value"] >= 0.05]
@@ -297,10 +371,10 @@ def real_data_markdown(
     src = f"run `{run.name}` (`{_link(run / 'metrics.json', report_dir)}`)" if run else "a direct call"
     goal = "meets" if sm["mean_roc_auc"] >= 0.54 and sm["positive_brier_skill"] > n / 2 else "does not meet"
     lines = [
-        "# Real-data evaluation of the direction classifier", "",
+        "# Real-data evaluation of the direction classifier", "", *goal_lines(sm, p.get("version", "classifier_v3"), counts),
         f"Written by `make evaluate-real` from {src}; {n} daily series from `{result.data_dir}` (CoinGecko exports, "
         f"see its SOURCES.md), used from {p['train_start']}. Holdout {ho['holdout_start'][:10]} → "
-        f"{ho['holdout_end'][:10]}. {holdout_history(versions)} Wall time "
+        f"{ho['holdout_end'][:10]}. {holdout_history(versions, counts=counts)} Wall time "
         f"{result.wall_time_s:.0f} s.", "",
         "## Summary", "",
         f"Mean holdout ROC-AUC **{sm['mean_roc_auc']:.3f}**; Brier skill (against the training up-rate) positive on "
@@ -346,6 +420,7 @@ def write_real_data_report(
     result: RealDataEvaluation,  # what `real_data_evaluation` returned
     path: Path | str,  # the Markdown file to write (e.g. reports/real_data_evaluation.md)
     run_dir: Path | str | None = None,  # the run folder (figures and metrics.json are linked from the report)
+    holdout_log: Path | str | None = None,  # the holdout log whose counts the page prints (None: not counted)
 ) -> Path:
     "Write the report atomically (temp file + rename); saves the figures into `run_dir` when given."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -355,6 +430,7 @@ def write_real_data_report(
             for kind, fig in ev.figures().items(): save_figure(run_dir, fig, f"{coin}_{kind}")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     versions = committed_versions(path.with_suffix(".json"))
-    tmp.write_text(real_data_markdown(result, run_dir, path.parent, versions=versions) + "\n")
+    counts = holdout_log_counts(holdout_log) if holdout_log is not None else None
+    tmp.write_text(real_data_markdown(result, run_dir, path.parent, versions=versions, counts=counts) + "\n")
     os.replace(tmp, path)
     return path

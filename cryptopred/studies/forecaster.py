@@ -33,8 +33,8 @@ from cryptopred.forecast import (
 
 # %% auto #0
 __all__ = ['ALL_DAILY_COINS', 'V2_PROTOCOL', 'V2_BASELINES', 'V2_MODEL', 'V2_ABLATION', 'evaluate_real', 'headline_table',
-           'goal_check', 'write_forecast_report', 'v2_predictive', 'score_coin_v2', 'v2_tables', 'holdout_log_count',
-           'log_holdout_scoring', 'v2_goal_sentence', 'v2_report_lines']
+           'goal_check', 'write_forecast_report', 'v2_predictive', 'score_coin_v2', 'v2_tables', 'v2_goal_sentence',
+           'v2_report_lines']
 
 # %% ../../nbs/12b_studies.forecaster.ipynb #1ab623fc
 ALL_DAILY_COINS = ("bitcoin", "ethereum", "solana", "binancecoin", "ripple", "cardano", "dogecoin", "litecoin",
@@ -210,18 +210,6 @@ def v2_tables(scores: pd.DataFrame, goal_horizons=None) -> dict:
     return {"headline": head, "goal": pd.DataFrame(goal), "ablation": abl.reset_index(drop=True)}
 
 # %% ../../nbs/12b_studies.forecaster.ipynb #02368308
-def holdout_log_count(path: Path | str, protocol: str = "forecaster_v2") -> int:
-    "How many times the holdout was scored under `protocol`, from its JSON-lines log (0 if none)."
-    path = Path(path)
-    if not path.is_file(): return 0
-    return sum(1 for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("protocol") == protocol)
-
-def log_holdout_scoring(path: Path | str, protocol: str, what: str) -> int:
-    "Append one holdout scoring to the log; return the new count."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh: fh.write(json.dumps({"protocol": protocol, "time": pd.Timestamp.now(tz="UTC").isoformat(), "what": what}) + "\n")
-    return holdout_log_count(path, protocol)
-
 def v2_goal_sentence(gran: str, t: dict) -> str:
     "One line: the goals of protocol v2 met or missed, with the counts."
     g = t["goal"]; is_rows = g[g["scored for the IS goal"]]

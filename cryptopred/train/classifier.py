@@ -226,7 +226,7 @@ def record_classifier(
     version = registry.register(
         "classifier", fit.coin, granularity, model, horizon=ev.horizon, data_source=source, data_hash=data_hash,
         train_start=md["train_start"], train_end=md["train_end"], features=fit.recipe["features"],
-        params={k: fit.recipe[k] for k in ("family", "params", "calibration", "pooled")} | {"seed": settings.seed},
+        params={k: fit.recipe[k] for k in ("family", "params", "calibration", "pooled")} | {"seed": settings.seed, "model": md["model"]},
         cv_metrics={"inner_log_loss": s["inner_loss"], "inner_log_loss_climatology": s["inner_loss_climatology"],
                     "selection": {f: float(r["loss"]) for f, r in ev.selection.iterrows()}},
         holdout_metrics=numbers(s), extra={"feature_hash": frame_sha256(frame), "holdout_period": ev.holdout_period,

@@ -50,7 +50,8 @@ def simulated_market(
 
 def truncate(frame: pd.DataFrame, cut: pd.Timestamp, granularity: str) -> pd.DataFrame:
     "The store rows known at grid time `cut`: every row whose grid step is at or before it."
-    labels = frame["timestamp"].dt.floor("D" if granularity == "daily" else "h")
+    # a row's grid step is its NEAREST grid point, as preprocess.clean assigns it (a 23:29 snapshot is the next day's)
+    labels = frame["timestamp"].dt.round("D" if granularity == "daily" else "h")
     return frame[labels <= cut]
 
 

@@ -25,8 +25,8 @@ from .state import BASELINE_NAMES, NO_SIGNAL, ServingState, Snapshot, classifier
 
 # %% auto #0
 __all__ = ['CSS', 'VERDICT_STYLE', 'RANGES', 'FLAT_MEDIAN', 'OUTCOME_STYLE', 'OVERVIEW_COLUMNS', 'SIGNAL_TEXT', 'PAGE_OUTPUTS',
-           'empty_state', 'banner_html', 'trust_rows', 'move_text', 'probability_html', 'price_chart', 'overview_table',
-           'card_view', 'track_view', 'monitor_view', 'page_view', 'build_demo', 'theme', 'mount_ui']
+           'FOOTER', 'empty_state', 'banner_html', 'trust_rows', 'move_text', 'probability_html', 'price_chart',
+           'overview_table', 'card_view', 'track_view', 'monitor_view', 'page_view', 'build_demo', 'theme', 'mount_ui']
 
 # %% ../../nbs/14d_serve.ui.ipynb #e3cd0a01
 CSS = """
@@ -306,6 +306,9 @@ def page_view(
 
 # %% ../../nbs/14d_serve.ui.ipynb #3479ac39
 _FIGURES = frozenset({"chart", "track_figure", "calibration", "monitoring_figure"})
+# the page's own footer: the documented JSON API (Gradio's "Use via API" page documents its internal events instead)
+FOOTER = ('<footer class="cp-meta">The same predictions as JSON: <a href="/docs">API reference</a> · '
+          '<a href="/openapi.json">OpenAPI schema</a> · <a href="/healthz">health</a> · <a href="/metrics">metrics</a></footer>')
 
 def build_demo(
     state: ServingState | None = None,  # the app's serving state (default: a new one on `settings`)
@@ -345,6 +348,7 @@ def build_demo(
             with gr.Tab("Monitoring", id="monitoring", elem_id="cp-tab-monitoring"):
                 mon = gr.Markdown(elem_id="cp-monitoring")
                 mon_fig = gr.Plot(show_label=False, elem_id="cp-monitoring-figure")
+        gr.HTML(FOOTER, elem_id="cp-footer")
         outputs = [banner, panel, chart, track, track_fig, calib, card, mon, mon_fig, overview]
 
         def view(coin: str, days: float):
@@ -374,4 +378,4 @@ def mount_ui(app: FastAPI, state: ServingState) -> FastAPI:
     s = state.settings
     auth = (s.ui_username, s.ui_password.get_secret_value()) if s.ui_username and s.ui_password else None
     return gr.mount_gradio_app(app, build_demo(state), path="/", theme=theme(), css=CSS, auth=auth, show_error=False,
-                               footer_links=["api"], run_history=False, mcp_server=False, ssr_mode=False)
+                               footer_links=[], run_history=False, mcp_server=False, ssr_mode=False)

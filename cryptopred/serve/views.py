@@ -228,9 +228,10 @@ _BASE_STYLE = {"acc_always_up": ("always up", "dot"), "acc_momentum": ("momentum
                "acc_climatology": ("climatology", "dashdot")}
 
 def _layout(fig, title: str, **kw):
-    fig.update_layout(title=dict(text=title, font=dict(size=15)), template="plotly_white", height=380,
-                      margin=dict(l=60, r=20, t=50, b=50), font=dict(size=13),
-                      legend=dict(orientation="h", y=-0.2), hovermode="x unified", **kw)
+    "The figures' shared layout; `kw` overrides any of it (e.g. `hovermode`)."
+    fig.update_layout(**{"title": dict(text=title, font=dict(size=15)), "template": "plotly_white", "height": 380,
+                         "margin": dict(l=60, r=20, t=50, b=50), "font": dict(size=13),
+                         "legend": dict(orientation="h", y=-0.2), "hovermode": "x unified", **kw})
     return fig
 
 def hit_rate_figure(res: pd.DataFrame, window: int, title: str = "Hit rate of served predictions"):
@@ -320,8 +321,9 @@ def drift_sentence(coin: str, d: dict, detail: dict) -> str:
     if status in ("NO_DATA", "NO_REFERENCE"):
         return f"{name}: drift could not be measured ({(d or {}).get('note') or STATUS_WORDS[status]})."
     if status == "NO_DRIFT": return f"**No drift**: {name}'s recent features look like the model's training data."
-    top = ", ".join(f"`{f}`" for f in moved[:3]) or f"`{(d or {}).get('top_feature') or '?'}`"
     n = len(moved) or (d or {}).get("drifted") or 0
+    top = ", ".join(f"`{f}`" for f in moved[:3]) or ((d or {}).get("top_feature") and f"`{d['top_feature']}`")
+    if not n or not top: return f"**⚠ {STATUS_WORDS[status].capitalize()}** for {name} (the run recorded no per-feature detail)."
     return (f"**⚠ {STATUS_WORDS[status].capitalize()}** for {name}: {plural(int(n), 'feature')} moved away from the "
             f"training data, most of all {top}.")
 

@@ -147,6 +147,18 @@ def tab(page, name: str) -> None:
     button.click()
 
 
+OVERFLOWING_FIGURES = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.offsetParent).map(p => {
+    const svg = p.querySelector('.main-svg'), box = p.closest('.block') || p.parentElement;
+    return [box.id, Math.round(svg.getBoundingClientRect().width), Math.round(box.getBoundingClientRect().width)];
+}).filter(([id, w, c]) => w > c + 1)"""
+
+
+def figures_fit(page) -> list:
+    "The open tab's figures drawn wider than their box ([id, figure px, box px]); empty when every figure fits."
+    page.wait_for_timeout(250)  # the resize after a tab opens is debounced by plotly
+    return page.evaluate(OVERFLOWING_FIGURES)
+
+
 def panels(page) -> dict[str, str]:
     "The text of every coin panel, opening each tab in turn (Gradio draws only the open tab), back on the coin tab."
     out = {"panel": page.locator("#cp-prediction").inner_text(), "chart": page.locator("#cp-chart .gtitle").text_content()}
@@ -205,6 +217,7 @@ def test_browser_first_screen_switch_hover_and_overview(ui_server, browser):
         assert page.locator("#cp-tab-coin-button").get_attribute("aria-selected") == "true"
         for name in ("track", "card", "monitoring"):
             tab(page, name)
+            assert figures_fit(page) == [], name  # a figure first drawn in a hidden tab takes its box's width
             shoot(page, PICTURES[name])
         # the footer: the documented JSON API, rendered without the internet (no Gradio "Use via API" page)
         assert page.locator("text=Use via API").count() == 0
@@ -227,15 +240,17 @@ def test_browser_phone_has_no_horizontal_scroll(ui_server, browser):
         assert chart["width"] > 300 and chart["y"] > panel["y"] + panel["height"] - 1  # stacked, full width
         widths = {"coin": page.evaluate("document.documentElement.scrollWidth")}
         shoot(page, "frontend_phone")
-        for name in ("overview", "monitoring"):
+        overflow = {"coin": figures_fit(page)}
+        for name in ("overview", "track", "monitoring"):
             tab(page, name)
-            page.wait_for_timeout(200)
+            overflow[name] = figures_fit(page)
             widths[name] = page.evaluate("document.documentElement.scrollWidth")
         label = page.locator("#cp-coin .label, #cp-coin [data-testid='block-info']").first.bounding_box()
         assert label is None or label["x"] + label["width"] <= 390
     finally:
         page.close()
     assert all(w <= 390 for w in widths.values()), widths
+    assert not any(overflow.values()), overflow  # every figure fits its box at phone width
 
 
 @pytest.mark.browser

@@ -25,8 +25,9 @@ from .state import BASELINE_NAMES, NO_SIGNAL, ServingState, Snapshot, classifier
 
 # %% auto #0
 __all__ = ['CSS', 'VERDICT_STYLE', 'RANGES', 'FLAT_MEDIAN', 'OUTCOME_STYLE', 'OVERVIEW_COLUMNS', 'SIGNAL_TEXT', 'PAGE_OUTPUTS',
-           'FOOTER', 'empty_state', 'banner_html', 'trust_rows', 'move_text', 'probability_html', 'price_chart',
-           'overview_table', 'card_view', 'track_view', 'monitor_view', 'page_view', 'build_demo', 'theme', 'mount_ui']
+           'FOOTER', 'RESIZE_JS', 'empty_state', 'banner_html', 'trust_rows', 'move_text', 'probability_html',
+           'price_chart', 'overview_table', 'card_view', 'track_view', 'monitor_view', 'page_view', 'build_demo',
+           'theme', 'mount_ui']
 
 # %% ../../nbs/14d_serve.ui.ipynb #e3cd0a01
 CSS = """
@@ -309,6 +310,9 @@ _FIGURES = frozenset({"chart", "track_figure", "calibration", "monitoring_figure
 # the page's own footer: the documented JSON API (Gradio's "Use via API" page documents its internal events instead)
 FOOTER = ('<footer class="cp-meta">The same predictions as JSON: <a href="/docs">API reference</a> · '
           '<a href="/openapi.json">OpenAPI schema</a> · <a href="/healthz">health</a> · <a href="/metrics">metrics</a></footer>')
+# plotly sizes a figure to its box when drawn, and a figure drawn in a hidden tab gets plotly's default 700 px: after a
+# tab opens or the page's figures change, a window resize lets every responsive figure take its box's width
+RESIZE_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50) }"
 
 def build_demo(
     state: ServingState | None = None,  # the app's serving state (default: a new one on `settings`)
@@ -360,8 +364,10 @@ def build_demo(
             return gr.update(value=labels.get(row[0], coins[0]) if row else coins[0]), gr.Tabs(selected="coin")
         open_coin.__annotations__ = {"evt": gr.SelectData}  # Gradio passes the selection by this (evaluated) annotation
 
-        demo.load(view, [coin, days], outputs, api_name="load")
-        gr.on([coin.change, days.release], view, [coin, days], outputs, api_name="view", trigger_mode="always_last")
+        demo.load(view, [coin, days], outputs, api_name="load").then(None, js=RESIZE_JS, api_visibility="private")
+        gr.on([coin.change, days.release], view, [coin, days], outputs, api_name="view", trigger_mode="always_last"
+              ).then(None, js=RESIZE_JS, api_visibility="private")
+        tabs.change(None, js=RESIZE_JS, api_visibility="private")
         overview.select(open_coin, None, [coin, tabs], api_name="open_coin", api_visibility="private")
     demo.queue(default_concurrency_limit=4)
     return demo

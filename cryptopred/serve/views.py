@@ -175,13 +175,15 @@ def _classifier_card(state: ServingState, coin: str, m: LoadedModel) -> str:
     hm = numbers(md.get("holdout_metrics"), finite=True)
     h = int(md.get("horizon") or state.settings.horizon)
     period = (md.get("extra") or {}).get("holdout_period") or [None, None]
-    n = f", {plural(int(hm['n_holdout']), 'day' if g == 'daily' else 'hour')}" if "n_holdout" in hm else ""
+    span = [f"{when(period[0], False)} – {when(period[1], False)}"] if all(period) else []  # older models lack it
+    n = [plural(int(hm["n_holdout"]), "day" if g == "daily" else "hour")] if "n_holdout" in hm else []
+    seen = f" ({', '.join(span + n)})" if span or n else ""
     return "\n\n".join([
         f"### Direction of the next {'day' if h == 1 and g == 'daily' else _steps(h, g)}",
         f"Predicts the chance that {coin_label(coin)} is higher {_steps(h, g)} after the newest price (P(up)). "
         f"Trained on {md.get('data_source', '?')} {g} prices from {when(md.get('train_start'), False)} to "
-        f"{when(md.get('train_end'), False)}; judged on a later holdout it never saw "
-        f"({when(period[0], False)} – {when(period[1], False)}{n}).",
+        f"{when(md.get('train_end'), False)}; judged on a later holdout it never saw"
+        f"{seen}.",
         edge_sentence(hm),
         md_table(["on the holdout (95% interval)", "right", "AUC (0.5 = no skill)"], classifier_rows(hm), "lrr"),
         md_table(["score", "value", "what it means"], score_rows(hm), "lrl") if score_rows(hm) else "",
@@ -189,13 +191,14 @@ def _classifier_card(state: ServingState, coin: str, m: LoadedModel) -> str:
 
 def _forecaster_card(state: ServingState, coin: str, m: LoadedModel) -> str:
     md, g, cur = m.metadata, state.granularity, state.settings.vs_currency
+    start = (md.get("extra") or {}).get("holdout_start")
     rows = forecaster_rows(md, cur)
     return "\n\n".join([
         "### Price range",
         f"Forecasts {coin_label(coin)}'s price with 80% and 95% ranges for up to {MAX_FORECAST_DAYS} days (the chart "
         f"shows the days chosen on the page), starting from the newest price. Trained on {g} prices from "
-        f"{when(md.get('train_start'), False)} to {when(md.get('train_end'), False)}; scored on rolling forecasts "
-        f"after {when((md.get('extra') or {}).get('holdout_start'), False)}:",
+        f"{when(md.get('train_start'), False)} to {when(md.get('train_end'), False)}; scored on rolling forecasts"
+        f"{f' after {when(start, False)}' if start else ''}:",
         md_table(["ahead", "forecasts", "MAE", "MAPE", "MASE", "80% coverage", "vs random walk"], rows, "lrrrrrr")
         if rows else "No holdout scores were recorded.",
         FORECAST_NOTES, champion_since(state, "forecaster", coin, m.version)])

@@ -345,9 +345,9 @@ def coin_name(coin: str) -> tuple[str, str | None]:
     return coin.replace("-", " ").title(), None
 
 def coin_label(coin: str) -> str:
-    "How people read a coin: `Bitcoin (BTC)`; an unknown id title-cased."
+    "How people read a coin: `Bitcoin (BTC)`, `XRP` (no ticker twice); an unknown id title-cased."
     name, ticker = coin_name(coin)
-    return f"{name} ({ticker})" if ticker else name
+    return f"{name} ({ticker})" if ticker and ticker != name else name
 
 def resolve_coin(text: str, coins: Sequence[str]) -> str | None:
     "The id among `coins` that `text` names (id, ticker or name, any case, spaces trimmed); None if none."

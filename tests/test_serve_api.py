@@ -112,7 +112,9 @@ def test_operations_routes(server):
     assert schemas["PredictRequest"]["additionalProperties"] is False
     assert {"prob_up", "direction", "forecast", "models", "model", "data_source"} <= set(schemas["PredictResponse"]["properties"])
     assert {"404", "422", "503"} <= set(spec["paths"]["/api/v1/predict"]["post"]["responses"])
-    assert client.get("/docs").status_code == 404  # the CDN-backed Swagger page is off
+    docs = client.get("/docs")  # our own offline reference, not the CDN-backed Swagger page
+    assert docs.status_code == 200 and "swagger-ui" not in docs.text.lower() and "<script" not in docs.text
+    assert client.get("/redoc", follow_redirects=False).status_code == 307
 
 
 @pytest.mark.parametrize("typed", ["BTC", "btc", " Bitcoin ", "BitCoin", "bitcoin "])

@@ -20,6 +20,7 @@ from cryptopred.common import save_figure, utcnow, write_json
 from cryptopred.data.store import Store
 from cryptopred.features import build_panel
 from cryptopred.monitor.alerts import raise_alert
+from cryptopred.monitor.checks import drift_row
 from cryptopred.monitor.drift import data_drift, drift_figure
 from cryptopred.monitor.predictions import PredictionLog, read_predictions
 from cryptopred.monitor.profiles import profile_frame
@@ -38,18 +39,22 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 
 def monitor_run(settings, drift: dict[str, str]) -> Path:
-    "A succeeded `monitor` run folder as the monitor run-book leaves it: metrics.json with drift per coin, drift_<coin>.png."
+    """A succeeded `monitor` run folder as the monitor run-book leaves it: metrics.json with drift per coin (`drift_row`)
+    and the whole report (`drift_detail`), drift_<coin>.png."""
     run = settings.runs_dir / f"{utcnow():%Y%m%dT%H%M%SZ}_monitor"
     run.mkdir(parents=True)
     frames = {c: Store(settings).read(c, settings.granularity, "simulated") for c in settings.coins}
     panel = build_panel(frames, settings.granularity, settings=settings)
+    rows, detail = {}, {}
     for coin, fe in panel.items():
         cols = ["ret_lag_1", "vol_7", "rsi_14", "bb_pctb"]
         ref, cur = fe[fe["usable"]][cols].iloc[:-60], fe[fe["usable"]][cols].iloc[-60:]
         if drift[coin] == "DRIFT": cur = cur * 3
         report = data_drift(profile_frame(ref), profile_frame(cur), settings)
+        assert report.status == drift[coin], (coin, report.status)
         save_figure(run, drift_figure(report), f"drift_{coin}.png")
-    write_metrics(run, {"drift": {c: {"status": s} for c, s in drift.items()}})
+        rows[coin], detail[coin] = drift_row(report), report.to_dict()
+    write_metrics(run, {"drift": rows, "drift_detail": detail})
     now = utcnow().isoformat()
     write_json(run / "status.json", {"step": "monitor", "status": "succeeded", "started_at": now, "finished_at": now,
                                      "parameters": {}})
@@ -112,13 +117,16 @@ def shoot(page, name: str) -> None:
 
 
 def open_page(browser, url: str, width: int = 1360, height: int = 1000):
-    "A page on the app, its first screen loaded (the prediction panel and the chart drawn); (page, outside requests)."
+    """A page on the app, its first screen loaded (the prediction panel and the chart drawn); (page, problems): every
+    request outside 127.0.0.1, every answer >= 400 and every console error, as they happen."""
     page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=1)
     outside: list[str] = []
     def watch(req):
         u = urlparse(req.url)
         if u.scheme not in ("data", "blob", "about") and u.hostname not in ("127.0.0.1", "localhost"): outside.append(req.url)
     page.on("request", watch)
+    page.on("response", lambda r: outside.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("console", lambda m: outside.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.set_default_timeout(30_000)
     page.goto(url + "/")
     page.wait_for_selector("#cp-prob")
@@ -137,6 +145,18 @@ def tab(page, name: str) -> None:
         page.locator(".overflow-menu button, button.overflow-menu").first.click()
         button = page.locator(".overflow-dropdown button", has_text=TAB_LABELS[name])
     button.click()
+
+
+OVERFLOWING_FIGURES = """() => [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.offsetParent).map(p => {
+    const svg = p.querySelector('.main-svg'), box = p.closest('.block') || p.parentElement;
+    return [box.id, Math.round(svg.getBoundingClientRect().width), Math.round(box.getBoundingClientRect().width)];
+}).filter(([id, w, c]) => w > c + 1)"""
+
+
+def figures_fit(page) -> list:
+    "The open tab's figures drawn wider than their box ([id, figure px, box px]); empty when every figure fits."
+    page.wait_for_timeout(250)  # the resize after a tab opens is debounced by plotly
+    return page.evaluate(OVERFLOWING_FIGURES)
 
 
 def panels(page) -> dict[str, str]:
@@ -197,10 +217,17 @@ def test_browser_first_screen_switch_hover_and_overview(ui_server, browser):
         assert page.locator("#cp-tab-coin-button").get_attribute("aria-selected") == "true"
         for name in ("track", "card", "monitoring"):
             tab(page, name)
+            assert figures_fit(page) == [], name  # a figure first drawn in a hidden tab takes its box's width
             shoot(page, PICTURES[name])
+        # the footer: the documented JSON API, rendered without the internet (no Gradio "Use via API" page)
+        assert page.locator("text=Use via API").count() == 0
+        page.locator("#cp-footer a", has_text="API reference").click()
+        page.wait_for_url("**/docs")
+        assert page.locator("h1").inner_text().startswith("cryptopred JSON API")
+        assert page.locator("section#post-api-v1-predict").is_visible() and page.locator("#schema-PredictResponse").count() == 1
     finally:
         page.close()
-    assert not outside, f"the page requested URLs outside 127.0.0.1: {outside}"
+    assert not outside, f"requests outside 127.0.0.1, failed answers or console errors: {outside}"
 
 
 @pytest.mark.browser
@@ -213,15 +240,17 @@ def test_browser_phone_has_no_horizontal_scroll(ui_server, browser):
         assert chart["width"] > 300 and chart["y"] > panel["y"] + panel["height"] - 1  # stacked, full width
         widths = {"coin": page.evaluate("document.documentElement.scrollWidth")}
         shoot(page, "frontend_phone")
-        for name in ("overview", "monitoring"):
+        overflow = {"coin": figures_fit(page)}
+        for name in ("overview", "track", "monitoring"):
             tab(page, name)
-            page.wait_for_timeout(200)
+            overflow[name] = figures_fit(page)
             widths[name] = page.evaluate("document.documentElement.scrollWidth")
         label = page.locator("#cp-coin .label, #cp-coin [data-testid='block-info']").first.bounding_box()
         assert label is None or label["x"] + label["width"] <= 390
     finally:
         page.close()
     assert all(w <= 390 for w in widths.values()), widths
+    assert not any(overflow.values()), overflow  # every figure fits its box at phone width
 
 
 @pytest.mark.browser
@@ -258,12 +287,15 @@ def test_gradio_client_calls_the_named_events(ui_server):
     assert all("Ethereum (ETH)" in out[k] for k in ("panel", "track", "card", "monitoring"))
     assert out["chart"] is not None
     v = registry_of(home).champion_version("classifier", "ethereum", "daily")
-    assert v in out["card"] and v in out["monitoring"] and "DRIFT on 4 features" in out["monitoring"]
+    assert v in out["card"] and v in out["monitoring"]
+    assert "**⚠ Drift** for Ethereum (ETH): 4 features moved away from the training data" in out["monitoring"]
+    assert out["monitoring_figure"] is not None  # the drift bars
     assert [r[0] for r in out["overview"]["data"]] == ["Bitcoin (BTC)", "Ethereum (ETH)"]
 
     bitcoin = dict(zip(PAGE_OUTPUTS, client.predict("bitcoin", 30, api_name="/load")))
-    assert "| bitcoin | **NO_DRIFT** |" in bitcoin["monitoring"]
-    assert bitcoin["track_figure"] is not None, bitcoin["track"]  # 45 resolved predictions: the realized-accuracy figure
+    assert "**No drift**: Bitcoin (BTC)'s recent features" in bitcoin["monitoring"]
+    assert bitcoin["track_figure"] is not None, bitcoin["track"]  # 45 resolved predictions: the hit-rate figure
+    assert bitcoin["calibration"] is not None and "45 resolved" in bitcoin["track"]
     m = parse_metrics(httpx.get(url + "/metrics", timeout=30).text)
     events = sum(v for k, v in m.items() if k[0] == "cryptopred_http_requests_total" and dict(k[1])["route"] == "gradio_api")
     timed = sum(v for k, v in m.items() if k[0] == "cryptopred_http_request_duration_seconds_count"

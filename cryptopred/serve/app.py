@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import html
+import json
 from urllib.parse import parse_qs
 import threading
 import time
@@ -48,7 +49,7 @@ from .ui import mount_ui
 
 # %% auto #0
 __all__ = ['OPEN_PATHS', 'REFUSED_PATHS', 'SESSION_COOKIE', 'LOG_BATCH_SECONDS', 'refused', 'session_value', 'Guard',
-           'operations', 'protections', 'create_app']
+           'operations', 'protections', 'api_reference_html', 'create_app']
 
 # %% ../../nbs/14e_serve.app.ipynb #88bb95f0
 _log = logging.getLogger("cryptopred.serve.app")
@@ -301,6 +302,99 @@ def protections(settings: Settings) -> list[str]:
             f"bound to {s.host}" + (" (this machine only)" if s.host in ("127.0.0.1", "localhost", "::1") else "")]
     return out
 
+# %% ../../nbs/14e_serve.app.ipynb #d0c5a1b3
+_METHOD_COLORS = {"get": "#1f6feb", "post": "#1a7f37", "put": "#9a6700", "delete": "#cf222e"}
+
+def _ref_name(schema: dict) -> str | None:
+    ref = (schema or {}).get("$ref") or next((x.get("$ref") for x in (schema or {}).get("allOf", []) if "$ref" in x), None)
+    return ref.rsplit("/", 1)[-1] if ref else None
+
+def _type_of(schema: dict) -> str:
+    "A JSON schema's type as people read it: `string`, `integer ≥ 1`, `array of ForecastPoint`, `PredictResponse`."
+    s = schema or {}
+    if (name := _ref_name(s)): return f'<a href="#schema-{name}">{name}</a>'
+    if "anyOf" in s:
+        return " or ".join(dict.fromkeys(_type_of(x) for x in s["anyOf"]))
+    t = s.get("type", "any")
+    if t == "array": return f"array of {_type_of(s.get('items') or {})}"
+    if t == "object" and isinstance(s.get("additionalProperties"), dict):
+        return f"object of {_type_of(s['additionalProperties'])}"
+    bounds = [f"≥ {s['minimum']}" if "minimum" in s else "", f"≤ {s['maximum']}" if "maximum" in s else "",
+              f"one of {', '.join(map(str, s['enum']))}" if "enum" in s else ""]
+    return " ".join([t, *[b for b in bounds if b]])
+
+def _fields_table(schema: dict) -> str:
+    props, need = schema.get("properties") or {}, set(schema.get("required") or [])
+    if not props: return f"<p>{html.escape(_type_of(schema))}</p>" if schema.get("type") else ""
+    rows = "".join(f"<tr><td><code>{html.escape(k)}</code>{' <b>required</b>' if k in need else ''}</td>"
+                   f"<td>{_type_of(v)}</td><td>{html.escape(v.get('description') or v.get('title') or '')}"
+                   f"{' (default ' + html.escape(json.dumps(v['default'])) + ')' if 'default' in v else ''}</td></tr>"
+                   for k, v in props.items())
+    return f"<table><tr><th>field</th><th>type</th><th>meaning</th></tr>{rows}</table>"
+
+def api_reference_html(
+    schema: dict,  # the app's OpenAPI schema (`app.openapi()`)
+    token: bool = False,  # whether the server needs its access token (said on the page; the token never is)
+    base_url: str = "http://127.0.0.1:7860",  # where the examples send their requests
+) -> str:
+    "The OpenAPI schema as one self-contained HTML page: no script, no stylesheet or font from anywhere else."
+    info, parts, toc = schema.get("info") or {}, [], []
+    for path, ops in (schema.get("paths") or {}).items():
+        for method, op in ops.items():
+            anchor = "-".join([method, *filter(None, path.split("/"))])  # post-api-v1-predict
+            toc.append(f'<li><a href="#{anchor}"><span class="m" style="background:{_METHOD_COLORS.get(method, "#555")}">'
+                       f'{method.upper()}</span> <code>{html.escape(path)}</code></a> {html.escape(op.get("summary", ""))}</li>')
+            params = op.get("parameters") or []
+            prow = "".join(f"<tr><td><code>{html.escape(p['name'])}</code>{' <b>required</b>' if p.get('required') else ''}"
+                           f"</td><td>{p.get('in', '')}</td><td>{_type_of(p.get('schema') or {})}</td>"
+                           f"<td>{html.escape(p.get('description') or (p.get('schema') or {}).get('description') or '')}</td></tr>"
+                           for p in params)
+            body = ((op.get("requestBody") or {}).get("content") or {}).get("application/json", {}).get("schema")
+            resp = "".join(f"<tr><td><b>{code}</b></td><td>{html.escape(r.get('description', ''))}</td><td>"
+                           f"{_type_of(((r.get('content') or {}).get('application/json') or {}).get('schema') or {}) if r.get('content') else '–'}"
+                           f"</td></tr>" for code, r in (op.get("responses") or {}).items())
+            curl = (f"curl -s{' -X POST' if method == 'post' else ''}"
+                    f"{' -H &quot;Authorization: Bearer $CRYPTOPRED_API_TOKEN&quot;' if token else ''}"
+                    f"{' -H &quot;content-type: application/json&quot; -d &#x27;{&quot;coin&quot;: &quot;bitcoin&quot;}&#x27;' if body else ''}"
+                    f" {html.escape(base_url.rstrip('/'))}{html.escape(path)}"
+                    f"{'?coin=bitcoin' if any(p['name'] == 'coin' and p.get('required') for p in params) else ''}")
+            parts.append(f'<section id="{anchor}"><h3><span class="m" style="background:{_METHOD_COLORS.get(method, "#555")}">'
+                         f'{method.upper()}</span> <code>{html.escape(path)}</code></h3><p>{html.escape(op.get("summary", ""))}</p>'
+                         + (f"<p>{html.escape(op['description'])}</p>" if op.get("description") else "")
+                         + (f"<h4>Query parameters</h4><table><tr><th>name</th><th>in</th><th>type</th><th>meaning</th></tr>{prow}</table>"
+                            if prow else "")
+                         + (f"<h4>Request body</h4><p>JSON: {_type_of(body)}</p>" if body else "")
+                         + f"<h4>Responses</h4><table><tr><th>status</th><th>when</th><th>body</th></tr>{resp}</table>"
+                         + f"<pre>{curl}</pre></section>")
+    models = "".join(f'<section id="schema-{n}"><h3>{n}</h3><p>{html.escape(s.get("description") or "")}</p>{_fields_table(s)}</section>'
+                     for n, s in ((schema.get("components") or {}).get("schemas") or {}).items())
+    auth = ("<p class=note>This server needs its access token: send <code>Authorization: Bearer &lt;token&gt;</code> "
+            "(the token is <code>CRYPTOPRED_API_TOKEN</code> on the server).</p>" if token else "")
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, '
+            f'initial-scale=1"><title>{html.escape(info.get("title", "API"))} API</title><style>{_DOCS_CSS}</style></head><body>'
+            f'<h1>{html.escape(info.get("title", ""))} JSON API <small>{html.escape(str(info.get("version", "")))}</small></h1>'
+            f'<p>{html.escape(info.get("description", ""))}</p>{auth}<p>The same schema as JSON: '
+            f'<a href="/openapi.json">/openapi.json</a> · the web page: <a href="/">/</a></p><h2>Routes</h2><ul class=toc>{"".join(toc)}</ul>'
+            f'{"".join(parts)}<h2>Schemas</h2>{models}</body></html>')
+
+_DOCS_CSS = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;line-height:1.45;color:#1f2328}"
+             "table{border-collapse:collapse;width:100%;margin:.4rem 0;display:block;overflow-x:auto}"
+             "td,th{border:1px solid #d0d7de;padding:.3rem .5rem;text-align:left;vertical-align:top}"
+             "th{background:#f6f8fa}pre{background:#f6f8fa;padding:.6rem;overflow-x:auto;white-space:pre-wrap}"
+             ".m{color:#fff;border-radius:4px;padding:.1rem .4rem;font-size:.8rem;font-weight:700}"
+             "section{border-top:1px solid #d0d7de;margin-top:1.2rem}.toc{list-style:none;padding:0}.toc li{margin:.3rem 0}"
+             ".note{background:#fff8c5;padding:.5rem;border-radius:4px}small{color:#59636e;font-size:.6em}")
+
+def _docs_routes(app: FastAPI, token: bool) -> None:
+    "`/docs`: the API reference rendered here (FastAPI's own pages load their assets from a CDN); `/redoc` points to it."
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request):
+        return Response(api_reference_html(app.openapi(), token, str(request.base_url)), media_type="text/html")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc():
+        return Response(status_code=307, headers={"location": "/docs"})
+
 # %% ../../nbs/14e_serve.app.ipynb #d12ba280
 LOG_BATCH_SECONDS = 0.05
 
@@ -336,7 +430,7 @@ def create_app(
     ui: bool = True,  # mount the Gradio web UI at `/`
     log_predictions: bool = True,  # False: answers are not written to the prediction log (a photograph of the app)
 ) -> FastAPI:
-    "The FastAPI app: JSON API under /api/v1, /healthz, /readyz, /metrics and (with `ui`) the Gradio UI at /."
+    "The FastAPI app: JSON API under /api/v1, /healthz, /readyz, /metrics, /docs and (with `ui`) the Gradio UI at /."
     state = state or ServingState(settings)
     s = state.settings
     app = FastAPI(title="cryptopred", version=__version__, lifespan=_lifespan(state, log_predictions), docs_url=None, redoc_url=None,
@@ -347,6 +441,7 @@ def create_app(
     _api_routes(app, state)
     _ops_routes(app, state)
     _login_routes(app, state)
+    _docs_routes(app, s.api_token is not None)
     app.add_middleware(Guard, metrics=state.metrics, max_body=s.max_body_bytes,
                        token=s.api_token.get_secret_value() if s.api_token else None)
     if ui: mount_ui(app, state)

@@ -516,7 +516,7 @@ PREDICTION_KEY = ["coin", "as_of", "horizon", "classifier_version"]  # one forec
 _OUTCOMES: dict = {}
 
 def served_outcomes(state: ServingState, coin: str) -> pd.DataFrame:
-    "The coin's distinct served predictions over its stored history: as_of, prob_up, direction, price_as_of, status, up, right."
+    "The coin's distinct served predictions over its stored history, resolved (`resolve_predictions`'s columns and `right`)."
     snap = state.snapshot(coin)
     d = state.settings.monitoring_dir / "predictions"
     sig = tuple((p.name, *_stat(p)) for p in sorted(d.glob("*.jsonl"))) if d.is_dir() else ()
@@ -524,12 +524,12 @@ def served_outcomes(state: ServingState, coin: str) -> pd.DataFrame:
     if (hit := _OUTCOMES.get(key)) is not None and hit[0] == sig: return hit[1]
     preds = read_predictions(state.settings, start=snap.history["timestamp"].iloc[0])
     preds = preds[(preds["coin"] == coin) & (preds["granularity"] == snap.granularity)] if len(preds) else preds
-    if preds.empty: out = pd.DataFrame(columns=["as_of", "prob_up", "direction", "price_as_of", "status", "up", "right"])
+    if preds.empty: out = pd.DataFrame(columns=["as_of", "target_time", "prob_up", "direction", "price_as_of", "status", "up", "right"])
     else:
         res = resolve_predictions(preds.drop_duplicates(PREDICTION_KEY, keep="first"), {coin: snap.history},
                                   dead_zone=state.settings.dead_zone)
         res["right"] = np.where(res["status"] == "resolved", (res["direction"] == "up") == (res["up"] == 1), np.nan)
-        out = res[["as_of", "prob_up", "direction", "price_as_of", "status", "up", "right"]].reset_index(drop=True)
+        out = res.reset_index(drop=True)
     _OUTCOMES[key] = (sig, out)
     return out
 

@@ -15,24 +15,19 @@ import pandas as pd
 from fastapi import FastAPI
 
 if TYPE_CHECKING: import gradio as gr  # imported where the UI is built: importing this module stays light
-from ..common import CryptopredError, coin_label, granularity_step, grid_of, md_table, numbers
+from ..common import coin_label, grid_of, numbers
 from ..config import Settings
-from ..monitor.alerts import read_alerts
-from ..monitor.health import serving_health
-from ..monitor.performance import performance_figure, performance_summary, resolve_predictions, rolling_performance
-from ..monitor.predictions import read_predictions
-from ..registry import LoadedModel
-from ..runs import latest_run, list_runs
-from .schemas import MAX_FORECAST_DAYS, ServeError
 from ..monitor.health import data_freshness
-from .state import BASELINE_NAMES, KINDS, NO_SIGNAL, ServingState, Snapshot, classifier_model, signed_points, served_outcomes, verdict
+from . import views
+from .schemas import MAX_FORECAST_DAYS, ServeError
+from .state import BASELINE_NAMES, NO_SIGNAL, ServingState, Snapshot, classifier_model, signed_points, served_outcomes, verdict
+
 
 # %% auto #0
-__all__ = ['CSS', 'VERDICT_STYLE', 'RANGES', 'FLAT_MEDIAN', 'OUTCOME_STYLE', 'REALIZED_DAYS', 'OVERVIEW_COLUMNS', 'SIGNAL_TEXT',
-           'PAGE_OUTPUTS', 'empty_state', 'banner_html', 'trust_rows', 'move_text', 'probability_html', 'price_chart',
-           'calibration_figure', 'figure_image', 'run_figure', 'calibration_image', 'model_card_markdown',
-           'drift_section', 'realized_section', 'health_section', 'alerts_section', 'champions_section',
-           'overview_table', 'card_view', 'track_view', 'monitor_view', 'page_view', 'build_demo', 'theme', 'mount_ui']
+__all__ = ['CSS', 'VERDICT_STYLE', 'RANGES', 'FLAT_MEDIAN', 'OUTCOME_STYLE', 'OVERVIEW_COLUMNS', 'SIGNAL_TEXT', 'PAGE_OUTPUTS',
+           'FOOTER', 'RESIZE_JS', 'empty_state', 'banner_html', 'trust_rows', 'move_text', 'probability_html',
+           'price_chart', 'overview_table', 'card_view', 'track_view', 'monitor_view', 'page_view', 'build_demo',
+           'theme', 'mount_ui']
 
 # %% ../../nbs/14d_serve.ui.ipynb #e3cd0a01
 CSS = """
@@ -238,160 +233,6 @@ def price_chart(
     fig.update_xaxes(range=[start, end])  # every (shared) date axis: the 3M view
     return fig
 
-# %% ../../nbs/14d_serve.ui.ipynb #1150f513
-def calibration_figure(records: list[dict], title: str = "Calibration on the holdout"):
-    "Reliability diagram from calibration records, or None when there are none."
-    from matplotlib.figure import Figure
-    t = pd.DataFrame(records or [])
-    t = t.rename(columns={"mean_prob": "p_mean", "observed_up": "up_rate", "n": "count"})
-    if t.empty or not {"p_mean", "up_rate"} <= set(t.columns): return None
-    t = t.dropna(subset=["p_mean", "up_rate"])
-    fig = Figure(figsize=(4.8, 4.2), layout="constrained", dpi=100)
-    ax = fig.subplots()
-    lo = float(min(t["p_mean"].min(), t["up_rate"].min(), 0.4)); hi = float(max(t["p_mean"].max(), t["up_rate"].max(), 0.6))
-    ax.plot([lo, hi], [lo, hi], ls=":", color="grey", label="perfectly calibrated")
-    size = 20 + 4 * t["count"].to_numpy(float) if "count" in t else 30
-    ax.plot(t["p_mean"], t["up_rate"], color="#1f4e79", lw=1)
-    ax.scatter(t["p_mean"], t["up_rate"], s=size, color="#1f4e79", zorder=3, label="holdout bins")
-    ax.set(xlabel="predicted P(up)", ylabel="observed up-rate", title=title)
-    ax.legend(loc="upper left", fontsize=8); ax.grid(alpha=0.3)
-    return fig
-
-# %% ../../nbs/14d_serve.ui.ipynb #73adfa7b
-def figure_image(fig) -> Any:
-    "A matplotlib figure as a PIL image."
-    import io
-    from PIL import Image
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    buf.seek(0)
-    return Image.open(buf)
-
-def run_figure(settings: Settings, step: str, name: str, mentions: str | None = None) -> Any:
-    "The picture `name` of the newest succeeded run of `step` (whose metrics mention `mentions`), as PIL, or None."
-    import json
-    from PIL import Image
-    for run in list_runs(settings, step=step, status="succeeded"):
-        if (run.path / name).is_file() and (mentions is None or mentions in json.dumps(run.metrics or {})):
-            with Image.open(run.path / name) as im: return im.copy()
-    return None
-
-def calibration_image(settings: Settings, coin: str, clf: LoadedModel) -> Any:
-    "The classifier's calibration curve: from its registered reliability table, else from its training run."
-    fig = calibration_figure((clf.metadata.get("extra") or {}).get("calibration"), f"{coin}: calibration on the holdout")
-    if fig is not None: return figure_image(fig)
-    return run_figure(settings, "train_classifier", f"calibration_{coin}.png", clf.version)
-
-# %% ../../nbs/14d_serve.ui.ipynb #6489a92e
-_CARD_KEYS = ("version", "created_at", "horizon", "data_source", "data_hash", "train_start", "train_end")
-
-def _short(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-def model_card_markdown(coin: str, models: dict[str, LoadedModel]) -> str:
-    "The model card of a coin's champions as Markdown."
-    if not models: return f"### {coin}\n\nNo model yet — run `make train`."
-    out = [f"### {coin}"]
-    for kind, m in models.items():
-        md = m.metadata
-        facts = ([f"- **model**: {classifier_model(md)}"] if kind == "classifier" else []) + [f"- **{k.replace('_', ' ')}**: " + (f"`{md.get(k)}`" if k in ("version", "data_hash") else str(md.get(k, "–")))
-                 for k in _CARD_KEYS]
-        if md.get("features"): facts.append(f"- **features**: {len(md['features'])}")
-        params = md.get("params") or {}
-        if params: facts.append("- **parameters**: " + ", ".join(f"{k}={_short(v)}" for k, v in list(params.items())[:8]))
-        out += [f"#### {kind}", "\n".join(facts)]
-        hm = numbers(md.get("holdout_metrics"), finite=True)
-        keys = [k for k in ("accuracy", "roc_auc", "brier", "log_loss", "brier_skill", "ece", "n_holdout", "mae", "rmse",
-                            "mape", "coverage_80", "coverage_95") if k in hm]
-        rows = [[k.replace("_", " "), _fmt(hm[k], ".4g")] for k in keys]
-        rows += [[k.replace("_", " "), _fmt(hm[k], ".4g")] for k in ("mase", "mae_vs_rw", "rw_mae") if k in hm]
-        rows += [[f"{b.replace('_', ' ')} baseline accuracy", _fmt(hm[f"{b}_accuracy"], ".4g")]
-                 for b in BASELINE_NAMES if f"{b}_accuracy" in hm]
-        if rows: out += [md_table(["holdout metric", "value"], rows, "lr")]
-    return "\n\n".join(out)
-
-# %% ../../nbs/14d_serve.ui.ipynb #e6a81538
-def drift_section(settings: Settings, coin: str) -> tuple[str, Any]:
-    "Markdown of the drift status per coin from the latest monitor run, and the coin's drift picture (PIL) or None."
-    run = latest_run("monitor", settings)
-    if run is None: return "No monitoring run yet — run `make monitor`.", None
-    drift = (run.metrics or {}).get("drift") or {}
-    rows = [[c, f"**{(drift.get(c) or {}).get('status', 'not checked')}**" if c == coin else
-             str((drift.get(c) or {}).get("status", "not checked"))] for c in settings.coins]
-    md = f"From monitor run `{run.run_id}` (finished {run.finished_at or '?'}).\n\n" + md_table(["coin", "drift"], rows)
-    pic = run.path / f"drift_{coin}.png"
-    if not pic.is_file(): return md + f"\n\nThe run drew no drift picture for {coin}.", None
-    from PIL import Image
-    with Image.open(pic) as im: return md, im.copy()
-
-# %% ../../nbs/14d_serve.ui.ipynb #044ba5e3
-_PRED_KEY = ["coin", "as_of", "horizon", "classifier_version"]
-REALIZED_DAYS = 90  # the tab reads this much of the prediction log (at least 3 × perf_window steps)
-
-def realized_section(state: ServingState, coin: str) -> tuple[str, Any]:
-    "Markdown summary of the coin's realized accuracy vs the baselines, and the rolling figure (or None)."
-    s = state.settings
-    since = pd.Timestamp.now(tz="UTC") - max(pd.Timedelta(days=REALIZED_DAYS), 3 * s.perf_window * granularity_step(state.granularity))
-    preds = read_predictions(s, start=since)
-    preds = preds[(preds["coin"] == coin) & (preds["granularity"] == state.granularity)]
-    if preds.empty: return f"No predictions logged for {coin} yet.", None
-    preds = preds.drop_duplicates(_PRED_KEY, keep="first")
-    source = state._source.get(coin) or str(preds["source"].iloc[-1])
-    try: prices = state.store.read(coin, state.granularity, source)
-    except CryptopredError as e: return f"{len(preds)} predictions logged, but their prices cannot be read: {e}", None
-    res = resolve_predictions(preds, {coin: prices}, dead_zone=s.dead_zone)
-    summ = performance_summary(res)
-    cols = {"classifier_version": "model", "predictions": "served", "n_resolved": "resolved", "n_pending": "pending",
-            "accuracy": "accuracy", "acc_always_up": "always up", "acc_momentum": "momentum",
-            "acc_climatology": "climatology", "brier_skill": "Brier skill"}
-    table = md_table(list(cols.values()), [[f"`{r[c]}`" if c == "classifier_version" else str(r[c]) if c in
-                                            ("predictions", "n_resolved", "n_pending") else _fmt(r[c]) for c in cols]
-                                           for _, r in summ.iterrows()], "l" + "r" * (len(cols) - 1))
-    n = int((res["status"] == "resolved").sum())
-    if n < s.perf_window:
-        return (f"{len(preds)} distinct predictions for {coin}, {n} resolved so far: the rolling curve needs "
-                f"{s.perf_window} (`CRYPTOPRED_PERF_WINDOW`).\n\n{table}"), None
-    return table, performance_figure(rolling_performance(res, s.perf_window))
-
-# %% ../../nbs/14d_serve.ui.ipynb #137721d9
-def health_section(state: ServingState) -> str:
-    "p50/p99 latency and 5xx rate per route since the app started, from its own metrics."
-    h = serving_health(state.metrics.text().decode(), state.settings)
-    t = h.table[h.table["requests"] > 0]
-    if t.empty: return "No requests served yet."
-    rows = [[r, str(int(x.requests)), _fmt(x.p50_ms, ".1f"), _fmt(x.p99_ms, ".1f"), _fmt(x.error_rate, ".2%")]
-            for r, x in t.iterrows()]
-    verdict = "healthy" if h.ok else "; ".join(h.breaches)
-    return (f"Since the app started ({verdict}; alert thresholds p99 {state.settings.latency_p99_ms:g} ms, "
-            f"5xx {state.settings.error_rate:.1%}):\n\n" + md_table(["route", "requests", "p50 ms", "p99 ms", "5xx rate"], rows, "lrrrr"))
-
-def alerts_section(settings: Settings, limit: int = 10) -> str:
-    "The newest alerts, newest first."
-    alerts = read_alerts(settings, limit=limit)
-    if not alerts: return "No alerts recorded."
-    rows = [[a.time[:19].replace("T", " "), a.severity, a.kind, a.coin or "–", _esc(a.message)[:160]] for a in reversed(alerts)]
-    return md_table(["time (UTC)", "severity", "kind", "coin", "message"], rows)
-
-# %% ../../nbs/14d_serve.ui.ipynb #dda52da3
-def champions_section(state: ServingState) -> str:
-    "The current champions per coin and kind, the last promotion, and the newest training run."
-    rows, last = [], None
-    for c in state.coins:
-        models = state.champions(c)
-        for k in KINDS:
-            m = models.get(k)
-            events = [e for e in state.registry.audit_log(k, c, state.granularity)
-                      if e.get("action") in ("promote", "force-promote", "rollback")] if m else []
-            if events: last = max(last or "", events[-1]["time"])
-            rows.append([c, k, f"`{m.version}`" if m else "no model yet — run `make train`",
-                         str(m.metadata.get("created_at", "–"))[:19] if m else "–",
-                         str(m.metadata.get("train_end", "–"))[:10] if m else "–",
-                         events[-1]["time"][:19] if events else "–"])
-    runs = [r for r in list_runs(state.settings) if r.step.startswith(("train", "retrain"))]
-    run = f"newest training run: `{runs[0].run_id}` ({runs[0].status})" if runs else "no training run recorded yet"
-    head = f"Last promotion: {last[:19] if last else 'none'} · {run}"
-    return head + "\n\n" + md_table(["coin", "kind", "champion", "created (UTC)", "trained to", "promoted (UTC)"], rows)
-
 # %% ../../nbs/14d_serve.ui.ipynb #aa55fade
 OVERVIEW_COLUMNS = ("Coin", "Last price", "24 h", "7 d", "P(up), next period", "Signal",
                     "Edge vs best naive baseline (holdout accuracy, 95% interval)", "7-day 80% range", "Data as of")
@@ -430,35 +271,19 @@ def overview_table(state: ServingState, now=None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(OVERVIEW_COLUMNS))
 
 # %% ../../nbs/14d_serve.ui.ipynb #bfb20936
-def _picture_figure(picture) -> Any:
-    "A PIL picture as a matplotlib figure (so the drift picture fits the figure slot), or None."
-    if picture is None: return None
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(picture.width / 100, picture.height / 100), dpi=100)
-    ax = fig.add_axes((0, 0, 1, 1)); ax.imshow(picture); ax.axis("off")
-    return fig
-
-# TODO(issue 11, serve.views): once nbs/14c_serve.views.ipynb is merged, these three bodies become
-#   `views.model_card(state, coin)`, `views.track_record(state, coin)` and `views.monitoring(state, coin)`.
 def card_view(state: ServingState, coin: str) -> str:
-    "The model card (Markdown)."
-    return model_card_markdown(coin_label(coin), state.champions(coin))
+    "The model card (Markdown, `views.model_card`)."
+    return views.model_card(state, coin)
 
 def track_view(state: ServingState, coin: str) -> tuple[str, Any, Any]:
-    "The track record: text, the realized accuracy over time and the calibration curve (figures or None)."
-    text, fig = realized_section(state, coin)
-    clf = state.champions(coin).get("classifier")
-    calib = calibration_figure((clf.metadata.get("extra") or {}).get("calibration"),
-                               f"{coin_label(coin)}: calibration on the holdout") if clf else None
-    return f"### {coin_label(coin)}: served predictions against what happened\n\n{text}", fig, calib
+    "The track record (`views.track_record`): text, the hit rate over time and the calibration (figures or None)."
+    text, hits, calib = views.track_record(state, coin)
+    return f"## {coin_label(coin)}: served predictions against what happened\n\n{text}", hits, calib
 
 def monitor_view(state: ServingState, coin: str) -> tuple[str, Any]:
-    "Monitoring: drift, latency and errors, alerts and champions (Markdown), and the drift figure (or None)."
-    drift_md, picture = drift_section(state.settings, coin)
-    md = "\n\n".join([f"### {coin_label(coin)}: monitoring", "#### Data drift", drift_md, "#### Latency and errors",
-                       health_section(state), "#### Recent alerts", alerts_section(state.settings),
-                       "#### Champions and retraining", champions_section(state)])
-    return md, _picture_figure(picture)
+    "Monitoring (`views.monitoring`): drift, latency and errors, alerts and champions (Markdown), and the drift figure."
+    text, fig = views.monitoring(state, coin)
+    return f"## {coin_label(coin)}: monitoring\n\n{text}", fig
 
 # %% ../../nbs/14d_serve.ui.ipynb #fc9df4d2
 PAGE_OUTPUTS = ("banner", "panel", "chart", "track", "track_figure", "calibration", "card", "monitoring",
@@ -482,6 +307,12 @@ def page_view(
 
 # %% ../../nbs/14d_serve.ui.ipynb #3479ac39
 _FIGURES = frozenset({"chart", "track_figure", "calibration", "monitoring_figure"})
+# the page's own footer: the documented JSON API (Gradio's "Use via API" page documents its internal events instead)
+FOOTER = ('<footer class="cp-meta">The same predictions as JSON: <a href="/docs">API reference</a> · '
+          '<a href="/openapi.json">OpenAPI schema</a> · <a href="/healthz">health</a> · <a href="/metrics">metrics</a></footer>')
+# plotly sizes a figure to its box when drawn, and a figure drawn in a hidden tab gets plotly's default 700 px: after a
+# tab opens or the page's figures change, a window resize lets every responsive figure take its box's width
+RESIZE_JS = "() => { setTimeout(() => window.dispatchEvent(new Event('resize')), 50) }"
 
 def build_demo(
     state: ServingState | None = None,  # the app's serving state (default: a new one on `settings`)
@@ -521,6 +352,7 @@ def build_demo(
             with gr.Tab("Monitoring", id="monitoring", elem_id="cp-tab-monitoring"):
                 mon = gr.Markdown(elem_id="cp-monitoring")
                 mon_fig = gr.Plot(show_label=False, elem_id="cp-monitoring-figure")
+        gr.HTML(FOOTER, elem_id="cp-footer")
         outputs = [banner, panel, chart, track, track_fig, calib, card, mon, mon_fig, overview]
 
         def view(coin: str, days: float):
@@ -532,8 +364,10 @@ def build_demo(
             return gr.update(value=labels.get(row[0], coins[0]) if row else coins[0]), gr.Tabs(selected="coin")
         open_coin.__annotations__ = {"evt": gr.SelectData}  # Gradio passes the selection by this (evaluated) annotation
 
-        demo.load(view, [coin, days], outputs, api_name="load")
-        gr.on([coin.change, days.release], view, [coin, days], outputs, api_name="view", trigger_mode="always_last")
+        demo.load(view, [coin, days], outputs, api_name="load").then(None, js=RESIZE_JS, api_visibility="private")
+        gr.on([coin.change, days.release], view, [coin, days], outputs, api_name="view", trigger_mode="always_last"
+              ).then(None, js=RESIZE_JS, api_visibility="private")
+        tabs.change(None, js=RESIZE_JS, api_visibility="private")
         overview.select(open_coin, None, [coin, tabs], api_name="open_coin", api_visibility="private")
     demo.queue(default_concurrency_limit=4)
     return demo
@@ -550,4 +384,4 @@ def mount_ui(app: FastAPI, state: ServingState) -> FastAPI:
     s = state.settings
     auth = (s.ui_username, s.ui_password.get_secret_value()) if s.ui_username and s.ui_password else None
     return gr.mount_gradio_app(app, build_demo(state), path="/", theme=theme(), css=CSS, auth=auth, show_error=False,
-                               footer_links=["api"], run_history=False, mcp_server=False, ssr_mode=False)
+                               footer_links=[], run_history=False, mcp_server=False, ssr_mode=False)

@@ -476,9 +476,8 @@ def plot_calibration(
         lo, hi = min(t["p_low"].min(), t["up_rate"].min()) - 0.02, max(t["p_high"].max(), t["up_rate"].max()) + 0.02
         ax.plot([lo, hi], [lo, hi], ls=":", c="grey", label="perfect")
         ax.plot(t["p_mean"], t["up_rate"], "o-", ms=3, label=f"model (ECE {expected_calibration_error(y, prob):.3f})")
-        ax.set(ylabel="observed up-rate", title=title, xlim=(lo, hi))
+        ax.set(ylabel="observed up-rate", title=title, xlim=(lo, hi)); ax.legend(loc="upper left")
         hx.hist(np.asarray(prob, float), bins=30, color="grey"); hx.set(xlabel="predicted P(up)", ylabel="rows")
-    legend_below(fig)
     return fig
 
 # %% ../nbs/06_evaluate.ipynb #4428df9c

@@ -30,8 +30,9 @@ __all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'GRIDS', 'GRANULARITIES', 'CONTRACTS', 'P
            'repo_path', 'Grid', 'grid_of', 'granularity_step', 'utcnow', 'to_utc', 'iso', 'stamp', 'fsync_dir',
            'atomic_path', 'atomic_write', 'is_temporary', 'to_jsonable', 'write_json', 'append_lines', 'append_jsonl',
            'read_jsonl', 'MetricsContractError', 'flat_keys', 'MetricsContract', 'metrics_contract', 'md_table',
-           'format_duration', 'print_size', 'print_style', 'save_figure', 'redact', 'check_name', 'numbers',
-           'coin_list', 'coin_name', 'coin_label', 'resolve_coin', 'silence_prophet']
+           'format_duration', 'print_size', 'print_style', 'save_figure', 'legend_below', 'noun', 'plural',
+           'shown_path', 'redact', 'check_name', 'numbers', 'coin_list', 'coin_name', 'coin_label', 'resolve_coin',
+           'silence_prophet']
 
 # %% ../nbs/00_common.ipynb #20b5a618
 class CryptopredError(Exception):
@@ -286,6 +287,53 @@ def save_figure(run_dir: Path | str, fig, name: str, dpi: int = 200) -> Path:
     with atomic_path(path) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight", pad_inches=0.02, format="png")
     plt.close(fig)
     return path
+
+# %% ../nbs/00_common.ipynb #6015d814
+def legend_below(
+    fig,  # a matplotlib figure whose axes have labelled artists (their own legends are removed)
+    ncol: int | None = None,  # entries per row (default: as many as fit the figure's width)
+):
+    "One legend for the whole figure, below its axes: never drawn over the data, each label once, in print fonts."
+    items, title = {}, None
+    for ax in fig.axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if not lab.startswith("_"): items.setdefault(lab, h)
+        if (old := ax.get_legend()) is not None:
+            title = title or old.get_title().get_text() or None
+            old.remove()
+    if not items: return None
+    if ncol is None:  # about 0.075 in per character at 8 pt, plus the handle and the spacing
+        room, widths, ncol = fig.get_figwidth(), sorted((0.075 * len(lab) + 0.45 for lab in items), reverse=True), 1
+        while ncol < len(items) and sum(widths[: ncol + 1]) <= room: ncol += 1
+    constrained = type(fig.get_layout_engine()).__name__ == "ConstrainedLayoutEngine"
+    with print_style():
+        return fig.legend(list(items.values()), list(items), ncol=ncol, title=title, frameon=False,
+                          **({"loc": "outside lower center"} if constrained else {"loc": "lower center", "bbox_to_anchor": (0.5, -0.02)}))
+
+# %% ../nbs/00_common.ipynb #50a17804
+def noun(n, word: str, words: str | None = None) -> str:
+    "`word` when `n` is one (or minus one), else its plural `words` (default: `word` + s)."
+    try: one = abs(float(n)) == 1
+    except (TypeError, ValueError): one = False
+    return word if one else (words or word + "s")
+
+def plural(n, word: str, words: str | None = None, fmt: str = "{:,}") -> str:
+    "`n` and its noun: '1 prediction', '2 predictions', '1,200 rows'."
+    return f"{fmt.format(n) if isinstance(n, (int, float)) else n} {noun(n, word, words)}"
+
+# %% ../nbs/00_common.ipynb #53b94cfe
+def shown_path(
+    path: Path | str,  # a file or folder
+    base: Path | str = REPO_ROOT,  # what the path is shown relative to (the checkout)
+    levels: int = 1,  # at most this many `..` (further away: the path relative to the user's home, else as given)
+) -> str:
+    "A path as a reader of the repository can follow it: relative to the checkout (`../shared/data/real`), not absolute."
+    p = Path(path)
+    if not p.is_absolute(): return p.as_posix()
+    rel = Path(os.path.relpath(p, base))
+    if rel.parts[:levels + 1].count("..") <= levels: return rel.as_posix()
+    try: return "~/" + p.relative_to(Path.home()).as_posix()
+    except ValueError: return p.as_posix()
 
 # %% ../nbs/00_common.ipynb #f1917478
 def _secret_text(v) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .common import metrics_contract, to_jsonable, utcnow, write_json
+from .common import metrics_contract, shown_path, to_jsonable, utcnow, write_json
 from .config import Settings, load_settings
 from .data.ingest import ingest
 from .data.simulated import SimulatedMarket
@@ -148,7 +148,7 @@ def demo_drift(
         job_start = utcnow()
         job = Scheduler(s, retrain_parameters=train_parameters).run_job("ingest_daily")
         res.job = job.to_dict()
-        for x in job.steps: step(x.step, f"{x.status}: {x.run or x.error}", when=_run_time(x))
+        for x in job.steps: step(x.step, f"{x.status}: {Path(x.run).name if x.run else x.error}", when=_run_time(x))  # the run, not its machine path
         mon = next((x for x in job.steps if x.step == "monitor"), None)
         if mon and mon.metrics: res.drift, res.realized = mon.metrics["drift"], mon.metrics["realized"]
         res.alerts = [a.to_dict() for a in read_alerts(s)]
@@ -221,7 +221,7 @@ def demo_metrics(res: DemoResult) -> dict:
     kinds: dict[str, int] = {}
     for a in res.alerts: kinds[a["kind"]] = kinds.get(a["kind"], 0) + 1
     return to_jsonable({
-        "source": "simulated", "simulated": True, "home": res.home, "regime_change": res.regime_change,
+        "source": "simulated", "simulated": True, "home": shown_path(res.home), "regime_change": res.regime_change,
         "coins": list(res.store), "seconds": res.seconds, "closed": not problems, "problems": problems,
         "drift": res.drift, "realized": res.realized, "alerts": kinds,
         "retrain": {k: {c: {f: o.get(f) for f in ("before", "after", "promoted", "decision")} for c, o in cs.items()}

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import ScalarFormatter
 from scipy.stats import binomtest, rankdata
 
-from .common import CryptopredError, print_size, print_style
+from .common import CryptopredError, legend_below, print_size, print_style
 
 # %% auto #0
 __all__ = ['METRICS', 'BASELINES', 'RULES', 'ACCURACY_BASELINES', 'EvaluationError', 'rolling_origin_splits',
@@ -456,7 +456,8 @@ def plot_roc(
             fpr, tpr, _ = roc_curve(y_, p_)
             ax.plot(fpr, tpr, label=f"{name} (AUC {direction_metrics(y_, p_)['roc_auc']:.3f})")
         ax.plot([0, 1], [0, 1], ls=":", c="grey", label="no skill")
-        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title); ax.legend(loc="lower right")
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title)
+    legend_below(fig)  # under the axes: a legend inside would cover the curve
     return fig
 
 # %% ../nbs/06_evaluate.ipynb #539a01a0
@@ -515,6 +516,7 @@ def plot_equity(
         ax.set(yscale="log", ylabel="equity (start = 1)", title=title)
         ax.yaxis.set_major_formatter(ScalarFormatter()); ax.yaxis.set_minor_formatter(ScalarFormatter())
         if isinstance(b.equity.index, pd.DatetimeIndex):
-            loc = AutoDateLocator(); ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(ConciseDateFormatter(loc))
-        ax.legend(loc="upper left", title=f"fees {b.fee_bps:g} bps/side", alignment="left")
+            loc = AutoDateLocator(maxticks=4); ax.xaxis.set_major_locator(loc); ax.xaxis.set_major_formatter(ConciseDateFormatter(loc))
+        ax.legend(title=f"fees {b.fee_bps:g} bps/side")
+    legend_below(fig)  # the fee note becomes the title of the legend under the axes
     return fig

@@ -22,7 +22,7 @@ from .core import MonitorError
 from .profiles import profile_columns, profile_frame, profile_metadata, whylogs_api
 
 # %% auto #0
-__all__ = ['DRIFT_LEVELS', 'sketch', 'ks_pvalue', 'drift_level', 'DriftReport', 'data_drift', 'drift_figure']
+__all__ = ['DRIFT_LEVELS', 'PVALUE_NOTE', 'sketch', 'ks_pvalue', 'drift_level', 'DriftReport', 'data_drift', 'drift_figure']
 
 # %% ../../nbs/11c_monitor.drift.ipynb #4e533559
 def sketch(view, column: str, quantiles=None) -> dict | None:
@@ -148,6 +148,10 @@ def data_drift(
                        sorted(rcols - ccols), sorted(ccols - rcols) if features is None else [], dict(meta or {}), cdfs)
 
 # %% ../../nbs/11c_monitor.drift.ipynb #0de78738
+PVALUE_NOTE = ("p-value: the KS test counting each feature by its effective sample size n/tau; the status follows it "
+               "(DRIFT below drift_pvalue, POSSIBLE_DRIFT below possible_drift_pvalue). p (iid): the same test taking every "
+               "row as independent, shown for comparison only: for a slowly changing feature (tau well above 1) it is far "
+               "too small and decides nothing.")
 _COLORS = {"DRIFT": "#d62728", "POSSIBLE_DRIFT": "#ff7f0e", "NO_DRIFT": "#2ca02c", "NO_DATA": "#7f7f7f"}
 _CELL = {"DRIFT": "#f6c6c6", "POSSIBLE_DRIFT": "#fde3bd", "NO_DRIFT": "#d5ecd5", "NO_DATA": "#e8e8e8"}
 
@@ -188,9 +192,11 @@ def drift_figure(
         for i, f in enumerate(feats_):
             ax = fig.add_subplot(gs[0, i])
             _cdf_panel(ax, f, report.cdfs[f], report.table.loc[f])
-            if i == 0: ax.set_ylabel("cumulative share"); ax.legend(loc="lower right")
+            if i == 0: ax.set_ylabel("cumulative share")
         _score_table(fig.add_subplot(gs[1, :]), report.table, max_rows)
         what = ", ".join(f"{k}={v}" for k, v in report.meta.items())
         title = f"Data drift: {report.status}" + (f" ({what})" if what else "")
         fig.suptitle(textwrap.fill(title, 90), color=_COLORS[report.status])  # fits the printed width
+        key = "Grey: the reference; coloured: the current window (by status). " if feats_ else ""  # no legend over a curve
+        if n_rows or feats_: fig.supxlabel(textwrap.fill(key + (PVALUE_NOTE if n_rows else ""), 120), fontsize=8, color="#444444")
     return fig

@@ -8,17 +8,19 @@ from __future__ import annotations
 import html
 import json
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from ..common import REPO_ROOT
 from .cite import CITATION, MD_UNESCAPE, ReportRun, aggregate, format_value, key_parts, lookup
 from .prose import empty_sections, headings, map_outside_code
 from ..runs import RunRecord
 
 # %% auto #0
-__all__ = ['PLACEHOLDERS', 'NOTICE', 'markup_problems', 'check_report']
+__all__ = ['PLACEHOLDERS', 'NOTICE', 'markup_problems', 'machine_roots', 'machine_paths', 'check_report']
 
 # %% ../../nbs/15c_report.check.ipynb #03b8ff70
 PLACEHOLDERS = ("(Describe", "(Insert", "TODO", "You'll need to refine")
@@ -107,12 +109,27 @@ def markup_problems(markdown: str, html_text: str | None = None) -> list[str]:
         out += [f"a subscript written as _( in {t!r} shown in the HTML" for t in dict.fromkeys(_SUBSCRIPT.findall(text))]
     return out
 
+_ABS_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.+-]+/)+[\w.+-]*")  # /a/b/…: two components at least (not /metrics)
+
+def machine_roots(*extra: Path | str | None) -> list[str]:
+    "Folders whose absolute paths belong to this machine: the checkout's parents, the home and temp folders, `extra`."
+    roots = {*(str(p) for p in REPO_ROOT.parents if p != Path(p.anchor)), str(REPO_ROOT), str(Path.home()), tempfile.gettempdir(),
+             *(str(Path(e)) for e in extra if e)}
+    return sorted(r.rstrip("/") for r in roots if r not in ("/", ""))
+
+def machine_paths(text: str, roots: Iterable[str] | None = None) -> list[str]:
+    "Absolute paths of this machine (under one of `roots`, default `machine_roots()`) that a text prints."
+    roots = list(machine_roots() if roots is None else roots)
+    found = (m.group(0) for m in _ABS_PATH.finditer(html.unescape(text)))
+    return list(dict.fromkeys(p for p in found if any(p == r or p.startswith(r + "/") for r in roots)))
+
 def check_report(
     markdown: str,  # the report's Markdown
     metrics_sources: Mapping[str, Any] | Iterable[ReportRun | RunRecord],  # where its numbers came from
     base_dir: Path | str | None = None,  # folder the image links are relative to (default: the working directory)
     cited: str | None = None,  # the text holding the citations (the cited Markdown, or the HTML); default: `markdown`
     html_text: str | None = None,  # the HTML page, checked for tag text and unrendered math a reader would see
+    roots: Iterable[str] | None = None,  # folders whose absolute paths must not be printed (default: `machine_roots()`)
 ) -> list[str]:
     """Every reason the report is not finished: placeholders, notices, empty sections, missing figures, wrong numbers,
     markup a reader would see."""
@@ -123,5 +140,7 @@ def check_report(
     problems += [f"empty section {title!r}" for _, title in empty_sections(markdown)]
     problems += _check_images(markdown, Path(base_dir or "."), where)
     problems += markup_problems(markdown, html_text)
+    problems += [f"{where(markdown.count(chr(10), 0, markdown.index(p)))}: this machine's path {p} (print it relative to the "
+                 f"repository or the home)" for p in machine_paths(markdown, roots)]
     cited = markdown if cited is None else cited
     return problems + _check_numbers(cited, _sources(metrics_sources), _locator(cited))

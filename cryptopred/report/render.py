@@ -31,9 +31,9 @@ from .check import NOTICE
 from .cite import REPORTS_DIR, TITLE, ReportError
 
 # %% auto #0
-__all__ = ['REPORT_CSS', 'BROWSERS', 'CHROMIUM_FLAGS', 'DIAGRAM_SRC', 'DIAGRAM_PNG', 'markdown_to_html', 'find_browser',
-           'pdf_page_count', 'html_to_pdf', 'app_screenshot', 'compact_png', 'panel_png', 'report_notebook', 'png_text',
-           'render_diagram', 'diagram_is_current', 'ensure_diagram']
+__all__ = ['REPORT_CSS', 'WIDE_COLUMNS', 'NOWRAP_CHARS', 'BROWSERS', 'CHROMIUM_FLAGS', 'DIAGRAM_SRC', 'DIAGRAM_PNG',
+           'markdown_to_html', 'find_browser', 'pdf_page_count', 'html_to_pdf', 'app_screenshot', 'compact_png',
+           'panel_png', 'report_notebook', 'png_text', 'render_diagram', 'diagram_is_current', 'ensure_diagram']
 
 # %% ../../nbs/15d_report.render.ipynb #790cc852
 REPORT_CSS = """
@@ -54,7 +54,10 @@ th, td { padding: .2em .5em; border-bottom: 1px solid #d0d5db; vertical-align: t
 td code, th code { font-size: 8.5pt; }
 thead th { border-bottom: 2px solid #4a5562; text-align: left; }
 td[style*="right"], th[style*="right"] { font-variant-numeric: tabular-nums; }
-td.nowrap { white-space: nowrap; }
+td.nowrap, span.ci { white-space: nowrap; }
+table.wide { font-size: 8pt; }
+table.wide th, table.wide td { padding: .18em .32em; }
+table.wide td code, table.wide th code { font-size: 7.5pt; }
 img { display: block; max-width: 100%; max-height: 150mm; margin: .8em auto .3em; break-inside: avoid; }
 p:has(> img) + p > em:only-child { display: block; text-align: center; font-size: .9em; color: #444; }
 blockquote { margin: 1em 0; padding: .4em 1em; border-left: 4px solid #8a96a3; background: #f4f6f8; }
@@ -106,6 +109,28 @@ def _toc(heads: list[tuple[int, str, str]]) -> str:
     return "".join(out + ["</ul>"] * (depth - 1) + ["</nav>"])
 
 _DATE_CELL = re.compile(r"(<td\b[^>]*?)(>\s*(?:<span\b[^>]*>)?\d{4}-\d\d-\d\d[\d:T ]{0,9}(?:</span>)?\s*</td>)")
+_CELL = re.compile(r"(<td\b[^>]*?)>(.*?)</td>", re.S)
+_INTERVAL = re.compile(r"^(.*?\S)\s+(\[[^\[\]]+\])\s*$", re.S)  # "0.542 [0.515, 0.572]" (the numbers may be citations)
+WIDE_COLUMNS = 8  # a table with this many columns or more is set smaller (class "wide")
+NOWRAP_CHARS = 24  # a cell of one word up to this long is never broken (a version, a date, a signed number)
+
+def _fit_cell(m: re.Match) -> str:
+    "A table cell that wraps where a reader expects: an interval on its own line, a short single word never broken."
+    start, body = m.group(1), m.group(2)
+    text = html.unescape(re.sub(r"<[^>]+>", "", body)).strip()
+    if (iv := _INTERVAL.match(body)) and re.fullmatch(r"\S+ \[[^\]]+\]", text):
+        return f'{start}>{iv.group(1)}<br><span class="ci">{iv.group(2)}</span></td>'
+    if text and " " not in text and len(text) <= NOWRAP_CHARS and "nowrap" not in start: start += ' class="nowrap"'
+    return f"{start}>{body}</td>"
+
+def _fit_tables(body: str) -> str:
+    "Wide tables get the class `wide` (smaller type, narrower padding); their cells wrap only where it reads well."
+    def table(m: re.Match) -> str:
+        t = m.group(0)
+        cols = len(re.findall(r"<th\b", t.split("</tr>", 1)[0]))
+        if cols >= WIDE_COLUMNS: t = t.replace("<table>", '<table class="wide">', 1)
+        return _CELL.sub(_fit_cell, t)
+    return re.sub(r"(?s)<table>.*?</table>", table, body)
 
 def markdown_to_html(
     md: str,  # the report's Markdown
@@ -126,6 +151,7 @@ def markdown_to_html(
         if "SIMULATED DATA" in quoted: t.attrSet("class", "simulated")
     body = _embed_images(parser.renderer.render(tokens, parser.options, {}), Path(base_dir))
     body = _DATE_CELL.sub(lambda m: m.group(1) + ' class="nowrap"' + m.group(2), body)  # a date is not broken at its hyphens
+    body = _fit_tables(body)
     nav = [h for h in heads if h[0] in (2, 3)]
     if toc and nav and "<h2" in body: body = body.replace("<h2", _toc(nav) + "<h2", 1)
     title = title or next((t for lvl, t, _ in heads if lvl == 1), "Report")

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..classify import CALIBRATIONS, DEFAULT_FAMILIES, SEARCH_SPACES, SELECTIONS
-from ..common import atomic_write, format_duration, md_table, repo_path
+from ..common import atomic_write, format_duration, md_table, noun, repo_path
 from ..config import Settings
 from ..registry import open_registry
 from .bench import benchmarks_markdown
@@ -36,11 +36,12 @@ from .prose import shift_headings
 from .render import compact_png, ensure_diagram
 
 # %% auto #0
-__all__ = ['PAGE_COINS', 'TOP_BOTTOM', 'FEATURE_BLOCKS', 'MONITORED', 'SECTIONS', 'findings', 'introduction', 'pipeline_diagram',
-           'technical_details', 'page_coins', 'data_ingestion', 'preprocessing', 'feature_block', 'feature_engineering',
-           'classifier_results', 'forecaster_results', 'promotions', 'model_training', 'champions_table', 'deployment',
-           'alert_rules_table', 'monitor_results', 'monitoring', 'demo_results', 'evaluation_strategy', 'frontend',
-           'repository_url', 'repository', 'appendix_real_data', 'appendix_benchmarks', 'appendix_runs', 'Section']
+__all__ = ['PAGE_COINS', 'TOP_BOTTOM', 'FEATURE_BLOCKS', 'MONITORED', 'DRIFT_PVALUES', 'SECTIONS', 'findings', 'introduction',
+           'pipeline_diagram', 'technical_details', 'page_coins', 'data_ingestion', 'preprocessing', 'feature_block',
+           'feature_engineering', 'classifier_results', 'forecaster_results', 'promotions', 'model_training',
+           'champions_table', 'deployment', 'alert_rules_table', 'monitor_results', 'monitoring', 'demo_results',
+           'evaluation_strategy', 'frontend', 'repository_url', 'repository', 'appendix_real_data',
+           'appendix_benchmarks', 'appendix_runs', 'Section']
 
 # %% ../../nbs/15g_report.sections.ipynb #7cc414eb
 def findings(ctx: ReportContext) -> str:
@@ -50,14 +51,14 @@ def findings(ctx: ReportContext) -> str:
         cs = coins_of(ing, "per_coin")
         out.append(f"**Data**: {fmt_agg(ing, [f'per_coin.{c}.rows' for c in cs], 'sum', '{:,}')} "
                    f"{fmt_metric(ing, 'granularity')} rows of {fmt_agg(ing, [f'per_coin.{c}.rows' for c in cs], 'len')} "
-                   f"coins in the store, from the {fmt_metric(ing, 'source')} source (Section 3.1).")
+                   f"{noun(len(cs), 'coin')} in the store, from the {fmt_metric(ing, 'source')} source (Section 3.1).")
     if clf and has_metric(clf, "holdout"):
         cs = [c for c in coins_of(clf, "holdout") if has_metric(clf, f"holdout.{c}.roc_auc.value")]
         k = lambda m: [f"holdout.{c}.{m}" for c in cs]
         n = fmt_agg(clf, k("roc_auc.value"), "len")
         out.append(f"**Direction classifier** on each coin's final holdout: mean ROC-AUC "
                    f"{fmt_agg(clf, k('roc_auc.value'), 'mean', '{:.3f}')}; Brier skill above zero on "
-                   f"{fmt_agg(clf, k('brier_skill.value'), 'count_gt:0')} of {n} coins; accuracy above the best naive "
+                   f"{fmt_agg(clf, k('brier_skill.value'), 'count_gt:0')} of {n} {noun(len(cs), 'coin')}; accuracy above the best naive "
                    f"baseline at the 5% level on {fmt_agg(clf, k('p_value'), 'count_lt:0.05')} of {n} (Section 3.4).")
     if fc and has_metric(fc, "per_coin"):
         cs = coins_of(fc, "per_coin")
@@ -72,7 +73,7 @@ def findings(ctx: ReportContext) -> str:
                            f"(Section 3.4).")
     real = ctx.run("evaluate_real")
     if real and has_metric(real, "summary.mean_roc_auc"):
-        out.append(f"**Real data** (Appendix A, {fmt_metric(real, 'summary.coins')} coins, out-of-sample holdout): mean "
+        out.append(f"**Real data** (Appendix A, {fmt_metric(real, 'summary.coins')} {noun(metric(real, 'summary.coins'), 'coin')}, out-of-sample holdout): mean "
                    f"ROC-AUC {fmt_metric(real, 'summary.mean_roc_auc', '{:.3f}')}; Brier skill above zero on "
                    f"{fmt_metric(real, 'summary.positive_brier_skill')} of them; accuracy above the best baseline at the 5% level "
                    f"on {fmt_metric(real, 'summary.beats_best_baseline')}.")
@@ -81,7 +82,7 @@ def findings(ctx: ReportContext) -> str:
         cs = coins_of(demo, "drift")
         out.append(f"**Drift demo** (Section 4): after an injected regime change the monitor found DRIFT on "
                    f"{fmt_agg(demo, [f'drift.{c}.status' for c in cs], 'count_eq:DRIFT')} of "
-                   f"{fmt_agg(demo, [f'drift.{c}.status' for c in cs], 'len')} coins, raised the alerts and retrained; "
+                   f"{fmt_agg(demo, [f'drift.{c}.status' for c in cs], 'len')} {noun(len(cs), 'coin')}, raised the alerts and retrained; "
                    f"the loop closed: {fmt_metric(demo, 'closed', 'yesno')}.")
     took = {st: r.record.duration_s for st, r in ctx.selection.runs.items() if r.record is not None and st in REPORT_STEPS}
     run = ctx.benchmark("run")
@@ -96,7 +97,7 @@ def findings(ctx: ReportContext) -> str:
         i = lv[-1]
         out.append(f"**Serving**: `POST /api/v1/predict` answered with a p99 latency of "
                    f"{fmt_metric(serve, f'details.levels.{i}.p99_ms', '{:.1f}')} ms at "
-                   f"{fmt_metric(serve, f'details.levels.{i}.clients')} concurrent clients on this 2-core machine "
+                   f"{fmt_metric(serve, f'details.levels.{i}.clients')} concurrent {noun(metric(serve, f'details.levels.{i}.clients'), 'client')} on this 2-core machine "
                    f"(Section 3.5).")
     return "\n".join(f"- {x}" for x in out)
 
@@ -170,9 +171,9 @@ def data_ingestion(ctx: ReportContext) -> str:
               f"connection, waiting for `Retry-After` or an exponential backoff from {fmt_metric(run, f'{rq}.backoff_base_s', '{:g}')} s "
               f"capped at {fmt_metric(run, f'{rq}.backoff_cap_s', '{:g}')} s, and a request timeout of "
               f"{fmt_metric(run, f'{rq}.request_timeout_s', '{:g}')} s. ")
-    limits += (f"This ingest waited {fmt_metric(run, f'{rq}.rate_waits')} times for the rate limit "
+    limits += (f"This ingest waited {fmt_metric(run, f'{rq}.rate_waits')} {noun(metric(run, f'{rq}.rate_waits'), 'time')} for the rate limit "
                f"({fmt_metric(run, f'{rq}.rate_wait_s', '{:.1f}')} s) and retried {fmt_metric(run, f'{rq}.retry_waits')} "
-               f"times ({fmt_metric(run, f'{rq}.retry_wait_s', '{:.1f}')} s)." if api else
+               f"{noun(metric(run, f'{rq}.retry_waits'), 'time')} ({fmt_metric(run, f'{rq}.retry_wait_s', '{:.1f}')} s)." if api else
                "This ingest made no API calls: its source was not CoinGecko.")
     head = (f"Run {run.id} ingested {fmt_metric(run, 'granularity')} data from the {fmt_metric(run, 'source')} source "
             f"({fmt_metric(run, 'total_rows_added', '{:,}')} new rows):")
@@ -222,7 +223,7 @@ def feature_engineering(ctx: ReportContext) -> str:
     for i, f in enumerate(feats): by_block.setdefault(feature_block(str(f)), []).append(f"<code>{fmt_metric(run, f'features.{i}')}</code>")
     rows = [[b, ", ".join(by_block[b]), why] for b, _, why in [*FEATURE_BLOCKS, ("other", "", "")] if b in by_block]
     table = md_table(["block", "features the classifier used", "why"], rows)
-    head = f"Run {run.id} trained on {fmt_agg(run, [f'features.{i}' for i in range(len(feats))], 'len')} features:"
+    head = f"Run {run.id} trained on {fmt_agg(run, [f'features.{i}' for i in range(len(feats))], 'len')} {noun(len(feats), 'feature')}:"
     fig = ctx.figure(run, "feature_importance.png", "permutation importance of the features on the holdout, per coin")
     return join_parts(section_prose(ctx, "3.3"), results("Features used", head, table, fig))
 
@@ -268,7 +269,7 @@ def _cv_against_constant(clf: ReportRun, coins: list[str]) -> str:
                           "(climatology: always the training up-rate).")
     pairs = "; ".join(f"{c} {fmt_metric(clf, k(c, 'inner_loss'), '{:.4f}')} against {fmt_metric(clf, k(c, 'inner_loss_climatology'), '{:.4f}')}"
                       for c in worse)
-    every = "every coin" if len(worse) == len(coins) else f"{', '.join(worse)} ({len(worse)} of {len(coins)} coins)"
+    every = "every coin" if len(worse) == len(coins) else f"{', '.join(worse)} ({len(worse)} of {len(coins)} {noun(len(coins), 'coin')})"
     return (f"**CV worse than constant.** On {every} the chosen model's inner-CV log loss is worse than that of the "
             f"constant forecast that always says the training up-rate ({pairs}): in cross-validation the model did not "
             f"beat a constant, so the selection kept the best of the families searched, not a model with skill. The "
@@ -281,10 +282,10 @@ def classifier_results(ctx: ReportContext, clf: ReportRun) -> str:
                          "holdout.{row}.roc_auc.value", "holdout ROC-AUC")
     ev = "evaluation.{row}."
     setup = join_parts(
-        f"Run {clf.id}: target = direction over {fmt_metric(clf, 'horizon')} step(s); the last "
+        f"Run {clf.id}: target = direction over {fmt_metric(clf, 'horizon')} {noun(metric(clf, 'horizon'), 'step')}; the last "
         f"{fmt_metric(clf, 'holdout_fraction', '{:.0%}')} of each coin's usable rows is the final holdout; tuning on "
-        f"{fmt_metric(clf, 'cv_folds')} walk-forward folds inside the training part with "
-        f"{fmt_metric(clf, 'search_budget')} candidates per family; seed {fmt_metric(clf, 'seed')}." + _pool_text(clf), cap,
+        f"{fmt_metric(clf, 'cv_folds')} walk-forward {noun(metric(clf, 'cv_folds'), 'fold')} inside the training part with "
+        f"{fmt_metric(clf, 'search_budget')} {noun(metric(clf, 'search_budget'), 'candidate')} per family; seed {fmt_metric(clf, 'seed')}." + _pool_text(clf), cap,
         cited_table(clf, cs, [Col("training rows", ev + "train"), Col("from", ev + "train_start", "{:.10}", "l"),
                               Col("to", ev + "train_end", "{:.10}", "l"), Col("pooled rows", ev + "pooled_train"), Col("embargo", ev + "embargo"),
                               Col("holdout rows", ev + "holdout"), Col("from", ev + "holdout_start", "{:.10}", "l"),
@@ -344,7 +345,7 @@ def forecaster_results(ctx: ReportContext, fc: ReportRun) -> str:
                                Col("weekly order", "params.{row}.weekly_seasonality"), Col("shrink", "params.{row}.shrink", "{:g}"),
                                Col("k80 scale", "params.{row}.scale_80", "{:.2f}"), Col("k95 scale", "params.{row}.scale_95", "{:.2f}")])
     return join_parts(
-        f"Run {fc.id}: rolling origins through the holdout, main horizon {fmt_metric(fc, 'horizon')} steps. MAE and the "
+        f"Run {fc.id}: rolling origins through the holdout, main horizon {fmt_metric(fc, 'horizon')} {noun(metric(fc, 'horizon'), 'step')}. MAE and the "
         f"interval coverage at the main horizon against the random walk (RW: the last price) and the random walk with "
         f"drift (RWD):", cap, main,
         "MAE relative to the random walk at every horizon evaluated (below 1: better than the last price):", by_h,
@@ -426,6 +427,15 @@ def alert_rules_table(path: Path | str = repo_path("deploy", "alert_rules.yml"))
                     [[f"`{r['alert']}`", r.get("annotations", {}).get("summary", "").replace("{{ $labels.route }}", "a route"),
                       r.get("for", ""), r.get("labels", {}).get("severity", "")] for r in rules])
 
+DRIFT_PVALUES = (  # beside a drift picture: its table shows two p-values, and a reader asks which one decides
+    "**Reading the drift picture.** Its table has two p-values per feature. *p-value* is the Kolmogorov-Smirnov test "
+    "with each feature counted by its effective sample size n/tau (tau: the feature's integrated autocorrelation time, "
+    "from the reference profile); the status follows it: DRIFT below `drift_pvalue`, POSSIBLE_DRIFT below "
+    "`possible_drift_pvalue` (the thresholds in force are in Section 4). *p (iid)* is whylogs' plain test, which "
+    "takes every row as an independent draw. For a feature built on a rolling window (tau of 5 to 30) the rows are "
+    "nowhere near independent, so p (iid) comes out tiny (1e-17, say) even between two windows of the same regime; "
+    "it is shown for comparison and decides nothing. A tiny p (iid) beside NO_DRIFT is therefore not a contradiction.")
+
 def _most_drifted(run: ReportRun) -> str | None:
     "The coin whose drift is worst (status, then the lowest p-value)."
     rank = {"DRIFT": 0, "POSSIBLE_DRIFT": 1, "NO_DRIFT": 2}
@@ -437,17 +447,19 @@ def monitor_results(ctx: ReportContext, mon: ReportRun) -> str:
     if (gap := ctx.need(mon, *needs("3.6", "monitor"))): return gap
     cs, cap = page_coins(mon, coins_of(mon, "drift"), "drift.{row}.top_pvalue", "the lowest drift p-value")
     dr = "drift.{row}."
+    windows = {str(metric(mon, f"drift.{c}.window")) for c in cs if has_metric(mon, f"drift.{c}.window")}
+    shared = len(windows) == 1 and all(has_metric(mon, f"drift.{c}.window") for c in cs)  # one window: said once, above
     drift = cited_table(mon, cs, [Col("status", dr + "status", None, "l"), Col("DRIFT", dr + "drifted"),
                                   Col("possible", dr + "possible"), Col("features", dr + "features"),
                                   Col("most drifted", dr + "top_feature", None, "l"), Col("its p-value", dr + "top_pvalue", "{:.3f}"),
-                                  Col("window", dr + "window", None, "l")])
+                                  *([] if shared else [Col("window", dr + "window", None, "l")])])
     judged, jcap = page_coins(mon, [c for c in coins_of(mon, "realized") if (metric(mon, f"realized.{c}.n") or 0) > 0],
                               "realized.{row}.accuracy", "realized accuracy")
     rz = "realized.{row}."
     realized = (cited_table(mon, judged, [Col("predictions scored", rz + "n"), Col("accuracy", rz + "accuracy", "{:.3f}"),
                                           Col("baseline", rz + "baseline", "{:.3f}"), Col("Brier skill", rz + "brier_skill", "{:+.3f}"),
                                           Col("judged", rz + "judged", "yesno"), Col("below baseline", rz + "below_baseline", "yesno")])
-                if judged else f"No served prediction had resolved yet ({fmt_metric(mon, 'predictions')} predictions in the log): "
+                if judged else f"No served prediction had resolved yet ({fmt_metric(mon, 'predictions')} {noun(metric(mon, 'predictions'), 'prediction')} in the log): "
                                f"realized performance needs predictions whose target day has passed (Section 4 shows it in the drift demo).")
     note = str(metric(mon, "latency.note") or "")
     lat = ("Serving health: " + (fmt_metric(mon, "latency.note") if note.startswith(str(metric(mon, "latency.status")))
@@ -458,7 +470,9 @@ def monitor_results(ctx: ReportContext, mon: ReportRun) -> str:
     worst = _most_drifted(mon)
     fig = ctx.figure(mon, f"drift_{worst}.png", f"drift of {worst}'s features, the recent window against the champion's "
                                                  f"training data (the most drifted coin)") if worst else ""
-    return join_parts(f"Run {mon.id}, data drift of the last window against each champion's training features:", cap, drift, fig,
+    win = f" ({fmt_metric(mon, f'drift.{cs[0]}.window')})" if cs and shared else ""
+    return join_parts(f"Run {mon.id}, data drift of the last window{win} against each champion's training features:", cap, drift, fig,
+                      DRIFT_PVALUES if fig else "",
                  "Realized performance of the served predictions:", jcap if judged else "", realized, lat, alerts)
 
 def monitoring(ctx: ReportContext) -> str:
@@ -509,15 +523,16 @@ def demo_results(ctx: ReportContext) -> str:
         ["The demo's drift pictures are not in this report: they stay in its run folder, on the machine that ran it. "
          "Run `make demo-drift` in this home to include them."]
     return join_parts(section_prose(ctx, "4d", level=3), head, drift, retrain, alerts, *figs, "What happened, in order:",
-                 _timeline_table(metric(demo, "timeline")) if has_metric(demo, "timeline") else "")
+                 _timeline_table(metric(demo, "timeline"), demo.metrics.get("home")) if has_metric(demo, "timeline") else "")
 
-def _timeline_table(timeline: list[dict]) -> str:
-    "The demo's timeline: seconds since its start, the step, what it did."
+def _timeline_table(timeline: list[dict], home: str | None = None) -> str:
+    "The demo's timeline: seconds since its start, the step, what it did (paths under the demo's `home` relative to it)."
     t0 = datetime.fromisoformat(timeline[0]["time"].replace("Z", "+00:00")) if timeline else None
     rows = []
     for e in timeline:
         t = datetime.fromisoformat(str(e["time"]).replace("Z", "+00:00"))
         detail = str(e.get("detail") or "")
+        if home: detail = detail.replace(str(home).rstrip("/") + "/", "")  # the demo's run folders, not this machine's paths
         rows.append([f"{(t - t0).total_seconds():.0f}", html.escape(str(e["step"])),
                      html.escape(detail[:80] + ("…" if len(detail) > 80 else "")).replace("|", "/")])
     return md_table(["after (s)", "step", "detail"], rows, "rll")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..common import CryptopredError, coin_label, granularity_step, md_table, numbers, utcnow
+from ..common import CryptopredError, coin_label, granularity_step, md_table, numbers, plural, utcnow
 from ..config import Settings
 from ..monitor.alerts import read_alerts
 from ..monitor.health import serving_health
@@ -24,7 +24,7 @@ from .schemas import MAX_FORECAST_DAYS, ServeError
 from .state import KINDS, ServingState, served_outcomes
 
 # %% auto #0
-__all__ = ['BASELINE_WORDS', 'PROB_SCORES', 'FORECAST_NOTES', 'STATUS_WORDS', 'ROUTE_NAMES', 'pct', 'when', 'plural', 'wilson',
+__all__ = ['BASELINE_WORDS', 'PROB_SCORES', 'FORECAST_NOTES', 'STATUS_WORDS', 'ROUTE_NAMES', 'pct', 'when', 'wilson',
            'classifier_rows', 'edge_sentence', 'score_rows', 'forecaster_rows', 'champion_since', 'technical_details',
            'model_card', 'curve_eta', 'hit_rate_figure', 'calibration_figure', 'record_table', 'track_record',
            'drift_sentence', 'drift_bars', 'drift_view', 'health_view', 'alerts_view', 'champions_view', 'monitoring']
@@ -44,10 +44,6 @@ def when(ts, time: bool = True) -> str:
     t = pd.Timestamp(ts)
     t = t.tz_convert("UTC") if t.tzinfo else t.tz_localize("UTC")
     return f"{t.day} {t:%b %Y}" + (f" {t:%H:%M} UTC" if time and (t.hour or t.minute) else "")
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    "`1 prediction`, `2 predictions`."
-    return f"{n:,} {word if n == 1 else many or word + 's'}"
 
 def wilson(k: float, n: float, z: float = 1.96) -> tuple[float, float]:
     "Wilson score interval of a proportion `k / n` (95% by default); (nan, nan) when `n` is 0."

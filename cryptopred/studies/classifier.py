@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from ..classify import DEFAULT_FAMILIES, RULE_FAMILIES, ClassifierEvaluation, evaluate_classifier, model_name
-from ..common import metrics_contract, save_figure
+from ..common import metrics_contract, save_figure, shown_path
 from ..runs import holdout_log_counts
 from ..config import Settings, load_settings
 from ..data.csv import RealDataError, read_real, real_coins
@@ -132,7 +132,7 @@ class RealDataEvaluation:
     "The outcome of `real_data_evaluation`: one `ClassifierEvaluation` per coin and what was run."
     evaluations: dict[str, ClassifierEvaluation]  # coin -> its evaluation
     protocol: dict  # the arguments that defined the protocol
-    data_dir: str  # where the data came from
+    data_dir: str  # where the data came from, as `shown_path` writes it (relative to the checkout)
     wall_time_s: float  # wall time of the whole evaluation
 
     def summaries(self) -> list[dict]: return [e.summary() for e in self.evaluations.values()]
@@ -180,7 +180,7 @@ def real_data_evaluation(
     return RealDataEvaluation(evs, {**proto, "families": list(proto["families"]), "holdout_start": holdout_start,
                                     "budget": s.search_budget, "seed": s.seed, "cv_folds": s.cv_folds,
                                     "horizon": s.horizon, "n_boot": n_boot, "fee_bps": s.fee_bps, "data_end": data_end},
-                              str(folder), round(time.perf_counter() - t0, 1))
+                              shown_path(folder), round(time.perf_counter() - t0, 1))  # no machine path on the page
 
 # %% ../../nbs/12a_studies.classifier.ipynb #3453ae72
 def delong_test(

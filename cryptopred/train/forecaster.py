@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import frame_sha256
-from ..common import granularity_step, numbers, save_figure, to_jsonable
+from ..common import granularity_step, legend_below, numbers, save_figure, to_jsonable
 from ..config import Settings
 from cryptopred.forecast import (
     CV_DEFAULTS,
@@ -178,6 +178,7 @@ def record_forecaster(
     if run_dir is not None:
         fig = plot_forecast(frame, m.forecast(max(fit.horizons)), granularity,
                             title=f"{fit.coin} from {m.last_timestamp:%Y-%m-%d}" + (f" {m.last_timestamp:%H:%M}" if granularity == "hourly" else ""))
+        legend_below(fig)  # the bands' legend under the axes, where it covers no price
         save_figure(run_dir, fig, f"forecast_{fit.coin}.png")
     return {"per_coin": row, "by_horizon": by_h, "params": fit.params.to_dict(), "tuning": fit.tuning, "version": version,
             "promotion": to_jsonable(promo), "fit_seconds": m.fit_info["fit_seconds"], "data_hash": data_hash,

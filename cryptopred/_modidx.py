@@ -1508,6 +1508,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'cryptopred/serve/state.py'),
                                         'cryptopred.serve.state.verdict': ('serve.state.html#verdict', 'cryptopred/serve/state.py')},
             'cryptopred.serve.ui': { 'cryptopred.serve.ui._band_traces': ('serve.ui.html#_band_traces', 'cryptopred/serve/ui.py'),
+                                     'cryptopred.serve.ui._currency_ticks': ('serve.ui.html#_currency_ticks', 'cryptopred/serve/ui.py'),
                                      'cryptopred.serve.ui._edge_cell': ('serve.ui.html#_edge_cell', 'cryptopred/serve/ui.py'),
                                      'cryptopred.serve.ui._esc': ('serve.ui.html#_esc', 'cryptopred/serve/ui.py'),
                                      'cryptopred.serve.ui._fmt': ('serve.ui.html#_fmt', 'cryptopred/serve/ui.py'),

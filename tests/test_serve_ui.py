@@ -153,6 +153,18 @@ OVERFLOWING_FIGURES = """() => [...document.querySelectorAll('.js-plotly-plot')]
 }).filter(([id, w, c]) => w > c + 1)"""
 
 
+CHART_CONTROLS = """() => [...document.querySelectorAll('#cp-chart .updatemenu-button, #cp-chart .updatemenu-header')]
+    .map(e => { const r = e.getBoundingClientRect(); return [e.textContent, r.left, r.right, r.top, r.bottom]; })
+    .filter(([t, l, r, top, b]) => r > l && b > top)"""
+
+
+def overlapping_controls(page) -> list:
+    "Pairs of the chart's range buttons and scale menu drawn over each other (text of both); empty when none overlap."
+    boxes = page.evaluate(CHART_CONTROLS)
+    return [(a[0], b[0]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a[1] < b[2] - 1 and b[1] < a[2] - 1 and a[3] < b[4] - 1 and b[3] < a[4] - 1]
+
+
 def figures_fit(page) -> list:
     "The open tab's figures drawn wider than their box ([id, figure px, box px]); empty when every figure fits."
     page.wait_for_timeout(250)  # the resize after a tab opens is debounced by plotly
@@ -241,6 +253,8 @@ def test_browser_phone_has_no_horizontal_scroll(ui_server, browser):
         widths = {"coin": page.evaluate("document.documentElement.scrollWidth")}
         shoot(page, "frontend_phone")
         overflow = {"coin": figures_fit(page)}
+        assert len(page.evaluate(CHART_CONTROLS)) >= 6  # 7D 1M 3M 1Y All and the log toggle
+        assert overlapping_controls(page) == []  # every range button visible beside the log toggle
         for name in ("overview", "track", "monitoring"):
             tab(page, name)
             overflow[name] = figures_fit(page)

@@ -24,10 +24,10 @@ from .state import BASELINE_NAMES, NO_SIGNAL, ServingState, Snapshot, classifier
 
 
 # %% auto #0
-__all__ = ['CSS', 'VERDICT_STYLE', 'RANGES', 'FLAT_MEDIAN', 'OUTCOME_STYLE', 'OVERVIEW_COLUMNS', 'SIGNAL_TEXT', 'PAGE_OUTPUTS',
-           'FOOTER', 'RESIZE_JS', 'empty_state', 'banner_html', 'trust_rows', 'move_text', 'probability_html',
-           'price_chart', 'overview_table', 'card_view', 'track_view', 'monitor_view', 'page_view', 'build_demo',
-           'theme', 'mount_ui']
+__all__ = ['CSS', 'VERDICT_STYLE', 'RANGES', 'FLAT_MEDIAN', 'OUTCOME_STYLE', 'CURRENCY_SIGNS', 'OVERVIEW_COLUMNS', 'SIGNAL_TEXT',
+           'PAGE_OUTPUTS', 'FOOTER', 'RESIZE_JS', 'empty_state', 'banner_html', 'trust_rows', 'move_text',
+           'probability_html', 'price_chart', 'overview_table', 'card_view', 'track_view', 'monitor_view', 'page_view',
+           'build_demo', 'theme', 'mount_ui']
 
 # %% ../../nbs/14d_serve.ui.ipynb #e3cd0a01
 CSS = """
@@ -139,6 +139,12 @@ def _fmt_price(price: float) -> str:
     "plotly's d3 format for prices of this size: thousands separators, cents above 1, 4 significant digits below."
     return ",.2f" if price >= 1 else ".4g"
 
+CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+
+def _currency_ticks(cur: str) -> dict:
+    "Price ticks that carry their currency: a sign before the number where one is common ($, €, £, ¥), else the code after."
+    return dict(tickprefix=CURRENCY_SIGNS[cur]) if cur in CURRENCY_SIGNS else dict(ticksuffix=f" {cur}")
+
 def _window(hist: pd.DataFrame, path: pd.DataFrame, start, end) -> list[float]:
     "A linear price range that fits the history and the bands between `start` and `end`, with 4% padding."
     h = hist.loc[hist["timestamp"] >= start, "price"]
@@ -201,7 +207,7 @@ def price_chart(
     if vol:
         fig.add_trace(go.Bar(x=hist["timestamp"], y=hist["total_volume"], name="volume", marker_color="#9aa9b9",
                              hovertemplate=f"volume %{{y:,.3s}} {cur}<extra></extra>"), 2, 1)
-        fig.update_yaxes(title_text="volume", row=2, col=1, tickformat="~s")
+        fig.update_yaxes(row=2, col=1, tickformat="~s", nticks=3)  # the legend and the hover name it: no axis title
     flat = bool(np.allclose(path["yhat"].to_numpy(float), snap.price, rtol=1e-9, atol=0))
     end = x.iloc[-1]
     buttons = []
@@ -209,7 +215,8 @@ def price_chart(
         start = hist["timestamp"].iloc[0] if n is None else as_of - pd.Timedelta(days=n)
         buttons.append(dict(label=label, method="relayout",
                             args=[{"xaxis.range": [start, end], **({"xaxis2.range": [start, end]} if vol else {}),
-                                   "yaxis.range": _window(hist, path, start, end), "yaxis.type": "linear"}]))
+                                   "yaxis.range": _window(hist, path, start, end), "yaxis.type": "linear",
+                                   "updatemenus[1].active": -1}]))  # a window is linear: the log toggle goes off
     start = as_of - pd.Timedelta(days=91)
     fig.update_layout(
         height=540, margin=dict(l=8, r=8, t=78, b=8), hovermode="x unified", template="plotly_white",
@@ -217,13 +224,17 @@ def price_chart(
                    x=0, xanchor="left", y=0.985, font=dict(size=15)),
         legend=dict(orientation="h", x=0, y=-0.04, yanchor="top", font=dict(size=11)),
         xaxis=dict(hoverformat="%Y-%m-%d"),
-        yaxis=dict(title_text=f"price ({cur})", range=_window(hist, path, start, end), tickformat=fmt.replace(".2f", ".0f")),
+        # The currency rides on the ticks ($120k) instead of an axis title, and five-digit prices tick as 120k: the
+        # narrow left margin leaves a phone's plot (about 250 px) room for the five range buttons and the log toggle.
+        yaxis=dict(range=_window(hist, path, start, end), tickformat="~s" if snap.price >= 10_000 else fmt.replace(".2f", ".0f"),
+                   **_currency_ticks(cur)),
         updatemenus=[dict(type="buttons", direction="right", x=0, y=1.005, xanchor="left", yanchor="bottom", active=2,
-                          buttons=buttons, pad=dict(r=2, t=2, b=2), font=dict(size=11)),
-                     dict(type="dropdown", direction="down", x=1, y=1.005, xanchor="right", yanchor="bottom", active=0,
-                          font=dict(size=11), pad=dict(r=2, t=2, b=2), showactive=True,
-                          buttons=[dict(label="linear", method="relayout", args=[{"yaxis.type": "linear", "yaxis.autorange": True}]),
-                                   dict(label="log", method="relayout", args=[{"yaxis.type": "log", "yaxis.autorange": True}])])],
+                          buttons=buttons, pad=dict(r=0, l=0, t=2, b=2), font=dict(size=11)),
+                     # one toggle (args on, args2 off), not a linear/log menu: it is half as wide
+                     dict(type="buttons", x=1, y=1.005, xanchor="right", yanchor="bottom", active=-1, showactive=True,
+                          font=dict(size=11), pad=dict(r=0, l=0, t=2, b=2),
+                          buttons=[dict(label="log", method="relayout", args=[{"yaxis.type": "log", "yaxis.autorange": True}],
+                                        args2=[{"yaxis.type": "linear", "yaxis.autorange": True}])])],
         shapes=[dict(type="line", xref="x", yref="paper", x0=as_of, x1=as_of, y0=0, y1=1, line=dict(color="#888", width=1, dash="dot"))],
         annotations=[dict(text=FLAT_MEDIAN if flat else "median: the forecaster's central path; the bands carry its uncertainty",
                           xref="paper", yref="paper", x=0.01, y=0.985, xanchor="left", yanchor="top", showarrow=False,

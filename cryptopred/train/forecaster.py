@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..artifacts import frame_sha256
 from ..common import granularity_step, grid_of, legend_below, numbers, save_figure, to_jsonable
-from ..config import Settings
+from ..config import FORECASTER_MODELS, Settings
 from cryptopred.forecast import (
     CV_DEFAULTS,
     EVAL_DEFAULTS,
@@ -36,9 +36,9 @@ from .core import ChampionScore, TrainingError, promote_challenger
 from ..volatility import MEDIAN, VOL_CONFIG, VolProphetForecaster, volprophet_origin_forecasts
 
 # %% auto #0
-__all__ = ['CV_DAYS', 'MIN_TUNE_ORIGINS', 'MAIN_HORIZON', 'PROMOTION_METRIC', 'MODELS', 'forecast_horizons', 'holdout_start',
-           'tune_params', 'ForecasterFit', 'is_volprophet', 'volprophet_recipe', 'eval_column', 'median_note',
-           'main_score', 'main_mae', 'score_forecaster_champion', 'fit_forecaster', 'per_coin_row', 'record_forecaster']
+__all__ = ['CV_DAYS', 'MIN_TUNE_ORIGINS', 'MAIN_HORIZON', 'PROMOTION_METRIC', 'forecast_horizons', 'holdout_start', 'tune_params',
+           'ForecasterFit', 'is_volprophet', 'volprophet_recipe', 'eval_column', 'median_note', 'main_score',
+           'main_mae', 'score_forecaster_champion', 'fit_forecaster', 'per_coin_row', 'record_forecaster']
 
 # %% ../../nbs/13c_train.forecaster.ipynb #b1c93783
 CV_DAYS = {"daily": 365, "hourly": 60}  # how far before the holdout the forecaster's tuning origins reach
@@ -99,7 +99,6 @@ class ForecasterFit:
     runtime_s: float = 0.0
 
 PROMOTION_METRIC = "is80"  # the 80% band's interval score at the main horizon (log scale, %; lower is better)
-MODELS = ("volprophet", "v1")  # what `fit_forecaster` trains: the volatility-aware forecaster (served) or v1
 
 def is_volprophet(params) -> bool:
     "Whether a recipe (registered parameters) is the volatility-aware forecaster's."
@@ -164,11 +163,13 @@ def fit_forecaster(
     champion: LoadedModel | None = None,  # the current champion, to score on the same holdout
     tune: bool = True,  # v1: tune the parameters (False: the tuned defaults of `cryptopred.forecast`)
     params: Any = None,  # use this recipe (v1 `ForecastParams` or their dict, or a `volprophet_recipe`) instead
-    model: str = "volprophet",  # "volprophet" (served; v1 when the history is too short for it) or "v1"
+    model: str | None = None,  # "volprophet" (v1 when the history is too short for it) or "v1"; None: the granularity's
+                               # default, `settings.forecaster_for(granularity)` (daily volprophet, hourly v1)
 ) -> ForecasterFit:
     "Choose the recipe, evaluate it on the rolling-origin holdout, score the champion and fit the model to register (no I/O)."
     t0 = time.perf_counter()
-    if model not in MODELS: raise TrainingError(f"unknown forecaster model {model!r}: one of {', '.join(MODELS)}")
+    asked, model = model, model or settings.forecaster_for(granularity)
+    if model not in FORECASTER_MODELS: raise TrainingError(f"unknown forecaster model {model!r}: one of {', '.join(FORECASTER_MODELS)}")
     horizons, main = forecast_horizons(settings, granularity, horizon)
     cut = holdout_start(log_price_series(frame, granularity).dropna().index, settings.holdout_fraction)
     def v1(note=""):
@@ -180,7 +181,7 @@ def fit_forecaster(
     elif model == "volprophet":
         params, tuning = volprophet_recipe(granularity), {"tuned": False, "note": "volprophet: protocol v2's recipe (chosen on "
                                                           "pre-holdout real data); conformal quantiles from origins before the holdout"}
-    else: params, tuning = v1()
+    else: params, tuning = v1("" if asked else f"v1: the {granularity} default (forecaster_{granularity})")
     try: ev, summ = _holdout_eval(frame, granularity, horizons, cut, params, coin)
     except ForecastError as e:
         if not (is_volprophet(params) and tuning["note"] != "parameters given"): raise

@@ -32,6 +32,7 @@ from cryptopred.forecast import (
     tune_forecaster,
 )
 from ..registry import LoadedModel, ModelRegistry
+from ..scores import ScoreError
 from .core import ChampionScore, TrainingError, promote_challenger
 from ..volatility import MEDIAN, VOL_CONFIG, VolProphetForecaster, volprophet_origin_forecasts
 
@@ -149,7 +150,7 @@ def score_forecaster_champion(champion: LoadedModel | None, frame, granularity, 
     except (ForecastError, TypeError) as e: return ChampionScore(champion.version, "unscorable", None, False, f"its parameters are unusable: {e}")
     if theirs == params: return ChampionScore(champion.version, "recipe", score, True, "its parameters are the challenger's")
     try: _, summ = _holdout_eval(frame, granularity, horizons, cut, theirs, None)
-    except ForecastError as e: return ChampionScore(champion.version, "unscorable", None, False, f"its recipe cannot be refitted here: {e}")
+    except (ForecastError, ScoreError) as e: return ChampionScore(champion.version, "unscorable", None, False, f"its recipe cannot be refitted here: {e}")
     return ChampionScore(champion.version, "recipe", main_score(summ, main, eval_column(theirs), PROMOTION_METRIC), False,
                          "its recipe refitted through the holdout")
 
@@ -183,7 +184,7 @@ def fit_forecaster(
                                                           "pre-holdout real data); conformal quantiles from origins before the holdout"}
     else: params, tuning = v1("" if asked else f"v1: the {granularity} default (forecaster_{granularity})")
     try: ev, summ = _holdout_eval(frame, granularity, horizons, cut, params, coin)
-    except ForecastError as e:
+    except (ForecastError, ScoreError) as e:   # volprophet's calibration (07b) or its conformal quantiles (06b) refused the history
         if not (is_volprophet(params) and tuning["note"] != "parameters given"): raise
         params, tuning = v1(f"v1 trained: the volatility-aware forecaster needs more history ({e})")
         ev, summ = _holdout_eval(frame, granularity, horizons, cut, params, coin)

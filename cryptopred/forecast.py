@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -251,7 +252,9 @@ def _prophet_model(params: ForecastParams, granularity: str):
 
 # %% ../nbs/07_forecast.ipynb #fcecf833
 class AnchoredForecaster:
-    "What every forecaster shares: the fitted model, its granularity and the anchor (last timestamp and log price)."
+    "What every forecaster shares: the fitted model, its granularity, the anchor (last timestamp and log price), its JSON."
+    KIND: ClassVar[str] = ""  # the artifact's `kind` (each forecaster names its own)
+
     def __init__(self):
         self.model = self.granularity = self._last_ts = self.last_log_price = None
         self.fit_info: dict = {}
@@ -288,8 +291,44 @@ class AnchoredForecaster:
         if not isinstance(steps, (int, np.integer)) or steps < 1: raise ForecastError(f"steps must be a positive integer, got {steps!r}")
         return self._anchor(anchor)
 
+    def _fields(self) -> dict:
+        "The forecaster's own part of its artifact (beside the kind, granularity, anchor, fit_info and Prophet's JSON)."
+        raise NotImplementedError
+
+    @classmethod
+    def _from_fields(cls, d: Mapping) -> AnchoredForecaster:
+        "An unfitted forecaster with its own part of artifact `d` restored."
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        "The fitted forecaster as a JSON string (Prophet's JSON + the forecaster's own fields + anchor)."
+        quiet_prophet()
+        from prophet.serialize import model_to_json
+        self._check_fitted()
+        return json.dumps({"kind": self.KIND, "version": 1, "granularity": self.granularity, **self._fields(),
+                           "last_timestamp": self._last_ts.isoformat(), "last_log_price": self.last_log_price,
+                           "fit_info": self.fit_info, "prophet": model_to_json(self.model)})
+
+    @classmethod
+    def from_json(cls, s: str) -> AnchoredForecaster:
+        "A forecaster from `to_json`'s string."
+        quiet_prophet()
+        from prophet.serialize import model_from_json
+        try:
+            d = json.loads(s)
+            if not isinstance(d, dict) or d.get("kind") != cls.KIND: raise ValueError(f"not a {cls.__name__} artifact")
+            if d.get("version") != 1: raise ValueError(f"unsupported artifact version {d.get('version')!r}")
+            f = cls._from_fields(d)
+            f.model, f.granularity, f.fit_info = model_from_json(d["prophet"]), grid_of(d["granularity"]).name, dict(d["fit_info"])
+            f._set_anchor(pd.Timestamp(d["last_timestamp"]), float(d["last_log_price"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ForecastError(f"cannot load the forecaster: {e}") from None
+        return f
+
 class ProphetForecaster(AnchoredForecaster):
     "Prophet on recent log returns, anchored at the last price, with calibrated 80%/95% bands."
+    KIND = "cryptopred.forecast.ProphetForecaster"
+
     def __init__(self, params: ForecastParams | None = None):  # None: `default_params(granularity)` at fit time
         super().__init__()
         self.params, self.sigma = params, None
@@ -335,36 +374,15 @@ class ProphetForecaster(AnchoredForecaster):
         return interval_frame(origin, self.granularity, center,
                               self.sigma * p.half_width(h, 0.8), self.sigma * p.half_width(h, 0.95))
 
-    def to_json(self) -> str:
-        "The fitted forecaster as a JSON string (Prophet's JSON + parameters + anchor)."
-        quiet_prophet()
-        from prophet.serialize import model_to_json
-        self._check_fitted()
-        return json.dumps({"kind": ARTIFACT_KIND, "version": 1, "granularity": self.granularity,
-                           "params": self.params.to_dict(), "last_timestamp": self._last_ts.isoformat(),
-                           "last_log_price": self.last_log_price, "sigma": self.sigma, "fit_info": self.fit_info,
-                           "prophet": model_to_json(self.model)})
+    def _fields(self) -> dict: return {"params": self.params.to_dict(), "sigma": self.sigma}
 
     @classmethod
-    def from_json(cls, s: str) -> ProphetForecaster:
-        "A forecaster from `to_json`'s string."
-        quiet_prophet()
-        from prophet.serialize import model_from_json
-        try:
-            d = json.loads(s)
-            if not isinstance(d, dict) or d.get("kind") != ARTIFACT_KIND: raise ValueError("not a ProphetForecaster artifact")
-            if d.get("version") != 1: raise ValueError(f"unsupported artifact version {d.get('version')!r}")
-            quiet_prophet()
-            f = cls(ForecastParams.from_dict(d["params"]))
-            f.model, f.granularity = model_from_json(d["prophet"]), grid_of(d["granularity"]).name
-            f.sigma, f.fit_info = float(d["sigma"]), dict(d["fit_info"])
-            f._set_anchor(pd.Timestamp(d["last_timestamp"]), d["last_log_price"])
-        except (ValueError, KeyError, TypeError) as e:
-            raise ForecastError(f"cannot load the forecaster: {e}") from None
+    def _from_fields(cls, d: Mapping) -> ProphetForecaster:
+        f = cls(ForecastParams.from_dict(d["params"])); f.sigma = float(d["sigma"])
         return f
 
 # %% ../nbs/07_forecast.ipynb #69859cdb
-ARTIFACT_KIND = "cryptopred.forecast.ProphetForecaster"
+ARTIFACT_KIND = ProphetForecaster.KIND  # what a v1 artifact's JSON says it is
 
 # %% ../nbs/07_forecast.ipynb #95704110
 def plot_forecast(

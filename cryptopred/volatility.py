@@ -5,7 +5,6 @@
 # %% ../nbs/07b_volatility.ipynb #1040e6d8
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 
@@ -201,6 +200,8 @@ _I80, _I95 = (int(np.argmin(np.abs(LEVELS - t))) for t in (0.9, 0.975))  # |z| c
 
 class VolProphetForecaster(AnchoredForecaster):
     "Median = the last price; bands = Prophet's volatility level × a reactive EWMA multiplier × conformal quantiles."
+    KIND = VOL_ARTIFACT_KIND
+
     def __init__(self, cfg: Mapping | None = None):  # None: `VOL_CONFIG[granularity]`, shrunk to the history at fit time
         super().__init__()
         self.cfg, self.state = (dict(cfg) if cfg else None), {}
@@ -262,29 +263,11 @@ class VolProphetForecaster(AnchoredForecaster):
         p_in = np.interp(typ / S, q[up], 2 * LEVELS[up] - 1)
         return {**move_size(S, q), "typical_abs_move_pct": float(100 * np.expm1(typ)), "prob_above_typical": float(1 - p_in)}
 
-    def to_json(self) -> str:
-        "The fitted forecaster as a JSON string (Prophet's JSON + configuration + state + anchor)."
-        quiet_prophet()
-        from prophet.serialize import model_to_json
-        self._check_fitted()
-        return json.dumps({"kind": VOL_ARTIFACT_KIND, "version": 1, "granularity": self.granularity, "cfg": self.cfg,
-                           "state": self.state, "last_timestamp": self._last_ts.isoformat(),
-                           "last_log_price": self.last_log_price, "fit_info": self.fit_info, "prophet": model_to_json(self.model)})
+    def _fields(self) -> dict: return {"cfg": self.cfg, "state": self.state}   # the artifact: `to_json` (07_forecast)
 
     @classmethod
-    def from_json(cls, s: str) -> VolProphetForecaster:
-        "A forecaster from `to_json`'s string."
-        quiet_prophet()
-        from prophet.serialize import model_from_json
-        try:
-            d = json.loads(s)
-            if not isinstance(d, dict) or d.get("kind") != VOL_ARTIFACT_KIND: raise ValueError("not a VolProphetForecaster artifact")
-            if d.get("version") != 1: raise ValueError(f"unsupported artifact version {d.get('version')!r}")
-            f = cls(d["cfg"])
-            f.model, f.granularity, f.state, f.fit_info = model_from_json(d["prophet"]), grid_of(d["granularity"]).name, dict(d["state"]), dict(d["fit_info"])
-            f._set_anchor(pd.Timestamp(d["last_timestamp"]), float(d["last_log_price"]))
-        except (ValueError, KeyError, TypeError) as e:
-            raise ForecastError(f"cannot load the forecaster: {e}") from None
+    def _from_fields(cls, d: Mapping) -> VolProphetForecaster:
+        f = cls(d["cfg"]); f.state = dict(d["state"])
         return f
 
 # %% ../nbs/07b_volatility.ipynb #5601aad5

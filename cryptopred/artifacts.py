@@ -121,7 +121,8 @@ TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset({  # the one trust list: what th
     "sklearn.model_selection._split.TimeSeriesSplit", "sklearn.model_selection._split.KFold",
     "sklearn.model_selection._split.StratifiedKFold", "sklearn.utils._bunch.Bunch",
 })
-TRUSTED_CLASSES: frozenset[str] = frozenset({"cryptopred.forecast:ProphetForecaster", "cryptopred.classify:DirectionModel"})
+TRUSTED_CLASSES: frozenset[str] = frozenset({"cryptopred.forecast:ProphetForecaster", "cryptopred.volatility:VolProphetForecaster",
+                                             "cryptopred.classify:DirectionModel"})
 
 @dataclass(frozen=True)
 class Trust:

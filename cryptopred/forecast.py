@@ -10,24 +10,23 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
 from .common import CryptopredError, granularity_step, grid_of, print_size, print_style, silence_prophet, to_utc
+from .scores import interval_score
 
 # %% auto #0
 __all__ = ['Z80', 'Z95', 'BASELINE_DAYS', 'DEFAULT_PARAMS', 'ARTIFACT_KIND', 'EVAL_DEFAULTS', 'MODELS', 'BANDS', 'SEARCH_SPACES',
-           'CV_DEFAULTS', 'SHRINKS', 'TUNE_BUDGET', 'CRPS_LEVELS', 'LEVELS', 'PINBALL_LEVELS', 'VOL_CONFIG',
-           'ForecastError', 'future_index', 'log_price_series', 'forecast_metrics', 'interval_frame', 'random_walk',
-           'random_walk_drift', 'quiet_prophet', 'plain_prophet_forecast', 'ForecastParams', 'default_params',
-           'ProphetForecaster', 'plot_forecast', 'rolling_origin_evaluation', 'summarize_evaluation', 'tune_forecaster',
-           'pinball_loss', 'interval_score', 'proper_scores', 'ewma_variance', 'garch_t_fit', 'garch_scales',
-           'prophet_vol_level', 'volatility_walk_forward', 'volprophet_scales', 'normal_quantiles', 't_quantiles',
-           'conformal_abs_quantiles', 'conformal_quantiles', 'move_size', 'move_from_band']
+           'CV_DEFAULTS', 'SHRINKS', 'TUNE_BUDGET', 'ForecastError', 'future_index', 'log_price_series',
+           'forecast_metrics', 'interval_frame', 'random_walk', 'random_walk_drift', 'quiet_prophet',
+           'plain_prophet_forecast', 'ForecastParams', 'default_params', 'AnchoredForecaster', 'ProphetForecaster',
+           'plot_forecast', 'rolling_origin_evaluation', 'summarize_evaluation', 'tune_forecaster']
 
 # %% ../nbs/07_forecast.ipynb #862ca138
 class ForecastError(CryptopredError, ValueError):
@@ -71,7 +70,7 @@ def forecast_metrics(
     lower95=None, upper95=None,  # 95% interval (optional)
     naive_scale=None,  # in-sample one-step naive MAE per forecast (or one number), for MASE
 ) -> dict:
-    "MAE, RMSE, MAPE (%), MASE, interval coverage and mean relative width (%) of point and interval forecasts."
+    "MAE, RMSE, MAPE (%), MASE, interval coverage, mean relative width (%) and interval score (log scale, %) of point and interval forecasts."
     y, p = np.asarray(y_true, float), np.asarray(y_pred, float)
     if y.shape != p.shape or y.ndim != 1 or len(y) == 0:
         raise ForecastError(f"y_true and y_pred must be non-empty 1-d arrays of one length, got {y.shape} and {p.shape}")
@@ -82,11 +81,13 @@ def forecast_metrics(
            "mase": float(np.mean(np.abs(e) / np.broadcast_to(np.asarray(naive_scale, float), y.shape)))
                    if naive_scale is not None else float("nan")}
     for level, lo, hi in ((80, lower80, upper80), (95, lower95, upper95)):
-        if lo is None or hi is None: out[f"coverage_{level}"] = out[f"width_{level}"] = float("nan"); continue
+        if lo is None or hi is None: out[f"coverage_{level}"] = out[f"width_{level}"] = out[f"is{level}"] = float("nan"); continue
         lo, hi = np.asarray(lo, float), np.asarray(hi, float)
         if lo.shape != y.shape or hi.shape != y.shape: raise ForecastError(f"the {level}% bounds must match y_true's length")
         out[f"coverage_{level}"] = float(np.mean((y >= lo) & (y <= hi)))
         out[f"width_{level}"] = float(100 * np.mean((hi - lo) / np.abs(p)))
+        with np.errstate(divide="ignore", invalid="ignore"):   # interval score of the band on the log scale, % (lower is better)
+            out[f"is{level}"] = float(100 * np.mean(interval_score(np.log(y), np.log(lo), np.log(hi), 1 - level / 100)))
     return out
 
 # %% ../nbs/07_forecast.ipynb #3e88fc50
@@ -250,32 +251,16 @@ def _prophet_model(params: ForecastParams, granularity: str):
                    seasonality_prior_scale=params.seasonality_prior_scale, uncertainty_samples=0)
 
 # %% ../nbs/07_forecast.ipynb #fcecf833
-class ProphetForecaster:
-    "Prophet on recent log returns, anchored at the last price, with calibrated 80%/95% bands."
-    def __init__(self, params: ForecastParams | None = None):  # None: `default_params(granularity)` at fit time
-        self.params, self.model, self.granularity = params, None, None
-        self.last_log_price = self.sigma = None
+class AnchoredForecaster:
+    "What every forecaster shares: the fitted model, its granularity, the anchor (last timestamp and log price), its JSON."
+    KIND: ClassVar[str] = ""  # the artifact's `kind` (each forecaster names its own)
+
+    def __init__(self):
+        self.model = self.granularity = self._last_ts = self.last_log_price = None
         self.fit_info: dict = {}
 
-    def fit(self,
-            frame,  # store rows, a time-indexed frame with `price`, or a price series
-            granularity: str = "daily",  # "daily" or "hourly"
-           ) -> ProphetForecaster:
-        "Fit Prophet on the last `window_days` of log returns of `frame`."
-        return self._fit_series(log_price_series(frame, granularity), granularity)
-
-    def _fit_series(self, lp: pd.Series, granularity: str) -> ProphetForecaster:
-        t0 = time.perf_counter()
-        params = self.params or default_params(granularity)
-        r, missing = _window_returns(lp, params, granularity)
-        model = _prophet_model(params, granularity).fit(pd.DataFrame({"ds": r.index.tz_convert(None), "y": r.to_numpy()}))
-        self.params, self.model, self.granularity = params, model, granularity
-        self.last_log_price, self._last_ts = float(lp.iloc[-1]), lp.index[-1]
-        self.sigma = float(np.ravel(model.params["sigma_obs"])[0]) * float(model.y_scale)
-        self.fit_info = {"fit_seconds": time.perf_counter() - t0, "n_returns": len(r), "n_interpolated": missing,
-                         "window_start": r.index[0].isoformat(), "window_end": r.index[-1].isoformat(),
-                         "sigma": self.sigma, "return_std": float(r.std())}
-        return self
+    def _set_anchor(self, ts, log_price: float) -> None:
+        self._last_ts, self.last_log_price = pd.Timestamp(ts).tz_convert("UTC").as_unit("ns"), float(log_price)
 
     @property
     def last_timestamp(self) -> pd.Timestamp:
@@ -300,14 +285,80 @@ class ProphetForecaster:
             raise ForecastError(f"the anchor {ts} is older than the data the forecaster was fitted on ({self._last_ts})")
         return ts, float(np.log(price))
 
+    def _start(self, steps, anchor) -> tuple[pd.Timestamp, float]:
+        "Check `steps` and the fit; the (timestamp, log price) a path of `steps` starts from."
+        self._check_fitted()
+        if not isinstance(steps, (int, np.integer)) or steps < 1: raise ForecastError(f"steps must be a positive integer, got {steps!r}")
+        return self._anchor(anchor)
+
+    def _fields(self) -> dict:
+        "The forecaster's own part of its artifact (beside the kind, granularity, anchor, fit_info and Prophet's JSON)."
+        raise NotImplementedError
+
+    @classmethod
+    def _from_fields(cls, d: Mapping) -> AnchoredForecaster:
+        "An unfitted forecaster with its own part of artifact `d` restored."
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        "The fitted forecaster as a JSON string (Prophet's JSON + the forecaster's own fields + anchor)."
+        quiet_prophet()
+        from prophet.serialize import model_to_json
+        self._check_fitted()
+        return json.dumps({"kind": self.KIND, "version": 1, "granularity": self.granularity, **self._fields(),
+                           "last_timestamp": self._last_ts.isoformat(), "last_log_price": self.last_log_price,
+                           "fit_info": self.fit_info, "prophet": model_to_json(self.model)})
+
+    @classmethod
+    def from_json(cls, s: str) -> AnchoredForecaster:
+        "A forecaster from `to_json`'s string."
+        quiet_prophet()
+        from prophet.serialize import model_from_json
+        try:
+            d = json.loads(s)
+            if not isinstance(d, dict) or d.get("kind") != cls.KIND: raise ValueError(f"not a {cls.__name__} artifact")
+            if d.get("version") != 1: raise ValueError(f"unsupported artifact version {d.get('version')!r}")
+            f = cls._from_fields(d)
+            f.model, f.granularity, f.fit_info = model_from_json(d["prophet"]), grid_of(d["granularity"]).name, dict(d["fit_info"])
+            f._set_anchor(pd.Timestamp(d["last_timestamp"]), float(d["last_log_price"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ForecastError(f"cannot load the forecaster: {e}") from None
+        return f
+
+class ProphetForecaster(AnchoredForecaster):
+    "Prophet on recent log returns, anchored at the last price, with calibrated 80%/95% bands."
+    KIND = "cryptopred.forecast.ProphetForecaster"
+
+    def __init__(self, params: ForecastParams | None = None):  # None: `default_params(granularity)` at fit time
+        super().__init__()
+        self.params, self.sigma = params, None
+
+    def fit(self,
+            frame,  # store rows, a time-indexed frame with `price`, or a price series
+            granularity: str = "daily",  # "daily" or "hourly"
+           ) -> ProphetForecaster:
+        "Fit Prophet on the last `window_days` of log returns of `frame`."
+        return self._fit_series(log_price_series(frame, granularity), granularity)
+
+    def _fit_series(self, lp: pd.Series, granularity: str) -> ProphetForecaster:
+        t0 = time.perf_counter()
+        params = self.params or default_params(granularity)
+        r, missing = _window_returns(lp, params, granularity)
+        model = _prophet_model(params, granularity).fit(pd.DataFrame({"ds": r.index.tz_convert(None), "y": r.to_numpy()}))
+        self.params, self.model, self.granularity = params, model, granularity
+        self._set_anchor(lp.index[-1], float(lp.iloc[-1]))
+        self.sigma = float(np.ravel(model.params["sigma_obs"])[0]) * float(model.y_scale)
+        self.fit_info = {"fit_seconds": time.perf_counter() - t0, "n_returns": len(r), "n_interpolated": missing,
+                         "window_start": r.index[0].isoformat(), "window_end": r.index[-1].isoformat(),
+                         "sigma": self.sigma, "return_std": float(r.std())}
+        return self
+
     def mean_path(self,
                   steps: int,  # how many steps ahead
                   anchor=None,  # (timestamp, price) to start from instead of the fitted anchor
                  ) -> pd.DataFrame:
         "Prophet's forecast of the next `steps` one-step log returns (`timestamp`, `step`, `mu`)."
-        self._check_fitted()
-        if not isinstance(steps, (int, np.integer)) or steps < 1: raise ForecastError(f"steps must be a positive integer, got {steps!r}")
-        ts = future_index(self._anchor(anchor)[0], steps, self.granularity)
+        ts = future_index(self._start(steps, anchor)[0], steps, self.granularity)
         mu = self.model.predict(pd.DataFrame({"ds": ts.tz_convert(None)}))["yhat"].to_numpy()
         return pd.DataFrame({"timestamp": ts, "step": np.arange(1, steps + 1), "mu": mu})
 
@@ -316,44 +367,22 @@ class ProphetForecaster:
                  anchor=None,  # (timestamp, price) of a newer observation to start from (no refit)
                 ) -> pd.DataFrame:
         "The next `steps` prices: median `yhat` and 80%/95% bands (price and log-price columns)."
-        self._check_fitted()
-        origin, log_price = self._anchor(anchor)
+        origin, log_price = self._start(steps, anchor)
         mu = self.mean_path(steps, anchor)["mu"].to_numpy()
         h, p = np.arange(1, steps + 1), self.params
         center = log_price + p.shrink * np.cumsum(mu)
         return interval_frame(origin, self.granularity, center,
                               self.sigma * p.half_width(h, 0.8), self.sigma * p.half_width(h, 0.95))
 
-    def to_json(self) -> str:
-        "The fitted forecaster as a JSON string (Prophet's JSON + parameters + anchor)."
-        quiet_prophet()
-        from prophet.serialize import model_to_json
-        self._check_fitted()
-        return json.dumps({"kind": ARTIFACT_KIND, "version": 1, "granularity": self.granularity,
-                           "params": self.params.to_dict(), "last_timestamp": self._last_ts.isoformat(),
-                           "last_log_price": self.last_log_price, "sigma": self.sigma, "fit_info": self.fit_info,
-                           "prophet": model_to_json(self.model)})
+    def _fields(self) -> dict: return {"params": self.params.to_dict(), "sigma": self.sigma}
 
     @classmethod
-    def from_json(cls, s: str) -> ProphetForecaster:
-        "A forecaster from `to_json`'s string."
-        quiet_prophet()
-        from prophet.serialize import model_from_json
-        try:
-            d = json.loads(s)
-            if not isinstance(d, dict) or d.get("kind") != ARTIFACT_KIND: raise ValueError("not a ProphetForecaster artifact")
-            if d.get("version") != 1: raise ValueError(f"unsupported artifact version {d.get('version')!r}")
-            quiet_prophet()
-            f = cls(ForecastParams.from_dict(d["params"]))
-            f.model, f.granularity = model_from_json(d["prophet"]), grid_of(d["granularity"]).name
-            f.last_log_price, f.sigma, f.fit_info = float(d["last_log_price"]), float(d["sigma"]), dict(d["fit_info"])
-            f._last_ts = pd.Timestamp(d["last_timestamp"]).tz_convert("UTC").as_unit("ns")
-        except (ValueError, KeyError, TypeError) as e:
-            raise ForecastError(f"cannot load the forecaster: {e}") from None
+    def _from_fields(cls, d: Mapping) -> ProphetForecaster:
+        f = cls(ForecastParams.from_dict(d["params"])); f.sigma = float(d["sigma"])
         return f
 
 # %% ../nbs/07_forecast.ipynb #69859cdb
-ARTIFACT_KIND = "cryptopred.forecast.ProphetForecaster"
+ARTIFACT_KIND = ProphetForecaster.KIND  # what a v1 artifact's JSON says it is
 
 # %% ../nbs/07_forecast.ipynb #95704110
 def plot_forecast(
@@ -404,6 +433,7 @@ def rolling_origin_evaluation(
     params: ForecastParams | None = None,  # forecaster parameters (default: `default_params(granularity)`)
     reference: bool = False,  # also score plain Prophet on the whole log-price history (slow: ~1 s per origin)
     coin: str | None = None,  # a label copied into a `coin` column
+    forecasters: Mapping[str, Callable[[pd.Series, int], pd.DataFrame]] | None = None,  # name -> f(history, steps) -> forecast table, instead of v1's "prophet"
 ) -> pd.DataFrame:
     "One row per origin × horizon: truth, the model's and the baselines' forecasts and bands, the MASE scale."
     lp = log_price_series(frame, granularity)
@@ -414,9 +444,11 @@ def rolling_origin_evaluation(
     H, rows = horizons[-1], []
     for o in origins:
         hist = lp.loc[:o]
-        f = ProphetForecaster(params)._fit_series(hist, granularity)
-        tables = {"prophet": f.forecast(H), "rw": _baseline(hist, H, granularity, False),
-                  "rwd": _baseline(hist, H, granularity, True)}
+        t0 = time.perf_counter()
+        tables = ({k: f(hist, H) for k, f in forecasters.items()} if forecasters else
+                  {"prophet": ProphetForecaster(params)._fit_series(hist, granularity).forecast(H)})
+        seconds = time.perf_counter() - t0
+        tables.update(rw=_baseline(hist, H, granularity, False), rwd=_baseline(hist, H, granularity, True))
         if reference: tables["plain"] = plain_prophet_forecast(hist, H, granularity)
         truth = np.exp(lp.reindex(future_index(o, H, granularity)).to_numpy())
         scale = float(np.mean(np.abs(np.diff(np.exp(hist.iloc[-(int(d["scale_days"] * grid_of(granularity).per_day) + 1):].dropna())))))
@@ -424,7 +456,7 @@ def rolling_origin_evaluation(
             if not np.isfinite(truth[h - 1]): continue
             row = {"coin": coin, "granularity": granularity, "origin": o, "horizon": h,
                    "target_time": tables["rw"].timestamp.iloc[h - 1], "last_price": float(np.exp(hist.iloc[-1])),
-                   "truth": truth[h - 1], "naive_scale": scale, "fit_seconds": f.fit_info["fit_seconds"]}
+                   "truth": truth[h - 1], "naive_scale": scale, "fit_seconds": seconds}
             for name, t in tables.items(): row.update({f"{name}_{c}": t[c].iloc[h - 1] for c in BANDS})
             rows.append(row)
     out = pd.DataFrame(rows)
@@ -437,7 +469,7 @@ def summarize_evaluation(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, g in df.groupby(keys, sort=False):
         base = {}
-        models = [m for m in (*MODELS, "plain") if f"{m}_yhat" in g.columns and g[f"{m}_yhat"].notna().all()]
+        models = [c.removesuffix("_yhat") for c in g.columns if c.endswith("_yhat") and g[c].notna().all()]
         for m in models:
             met = forecast_metrics(g.truth, g[f"{m}_yhat"], g[f"{m}_yhat_lower_80"], g[f"{m}_yhat_upper_80"],
                                    g[f"{m}_yhat_lower_95"], g[f"{m}_yhat_upper_95"], g.naive_scale)
@@ -482,8 +514,7 @@ def _cv_paths(lp: pd.Series, granularity: str, params: ForecastParams, origins, 
     return {"mu": np.array(mu), "sigma": np.array(sigma), "dlog": np.array(dlog), "fit_seconds": np.array(secs),
             "origin": np.array([o.value for o in origins])}
 
-def _interval_score(t, half, alpha):
-    return 2 * half + (2 / alpha) * (np.maximum(-half - t, 0) + np.maximum(t - half, 0))
+
 
 # %% ../nbs/07_forecast.ipynb #700bbf1b
 def _subset(paths: dict, mask) -> dict: return {k: v[mask] for k, v in paths.items()}
@@ -514,7 +545,7 @@ def _score(paths: dict, chosen: dict, horizons: Sequence[int]) -> dict:
         for q, name in ((0.8, "80"), (0.95, "95")):
             half = sig[ok] * p.half_width(h, q)
             out[f"cov{name}_{h}"] = float(np.mean(np.abs(th - ch) <= half))
-            score.append(np.mean(_interval_score(th - ch, half, 1 - q)) / np.mean(np.abs(th)))
+            score.append(np.mean(interval_score(th - ch, -half, half, 1 - q)) / np.mean(np.abs(th)))
     return {**out, "score": float(np.mean(score))}
 
 def _posthoc(paths: dict, horizons: Sequence[int], H: int, holdout: float = 0.4) -> dict:
@@ -570,231 +601,3 @@ def tune_forecaster(
     names = [*space, "shrink", "scale_80", "slope_80", "scale_95", "slope_95"]
     tuned = {k: type(getattr(ForecastParams, k))(best[k]) for k in names}   # numpy scalars -> the field's type
     return replace(ForecastParams(), **tuned, calibration_steps=H), table
-
-# %% ../nbs/07_forecast.ipynb #84bf0f3d
-CRPS_LEVELS = np.round(np.arange(0.01, 1.0, 0.01), 2)  # the uniform grid the CRPS is computed on
-LEVELS = np.union1d(CRPS_LEVELS, [0.025, 0.975])  # quantile levels every predictive distribution is given at
-PINBALL_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)  # the bands' quantiles (and the median)
-
-def pinball_loss(y, q, tau: float):
-    "Pinball (quantile) loss of quantile forecast `q` at level `tau` for truth `y` (elementwise)."
-    d = np.asarray(y, float) - np.asarray(q, float)
-    return np.maximum(tau * d, (tau - 1) * d)
-
-def interval_score(y, lo, hi, alpha: float):
-    "Interval (Winkler) score of the central (1 - alpha) band [lo, hi] (elementwise; lower is better)."
-    y, lo, hi = (np.asarray(a, float) for a in (y, lo, hi))
-    return (hi - lo) + (2 / alpha) * (np.maximum(lo - y, 0) + np.maximum(y - hi, 0))
-
-def _level(Q, levels, tau):
-    i = int(np.argmin(np.abs(np.asarray(levels) - tau)))
-    if abs(levels[i] - tau) > 1e-9: raise ForecastError(f"level {tau} is not among the quantile levels")
-    return Q[..., i]
-
-def proper_scores(
-    y,  # truths, shape (n,)
-    Q,  # predictive quantiles, shape (n, len(levels)), increasing along the last axis
-    levels=LEVELS,  # their levels
-) -> dict:
-    "Mean CRPS, pinball losses, 80%/95% interval scores, coverage and width over the forecasts with a finite truth."
-    import scoringrules as sr
-    y, Q, levels = np.asarray(y, float), np.asarray(Q, float), np.asarray(levels, float)
-    if Q.ndim != 2 or Q.shape != (len(y), len(levels)):
-        raise ForecastError(f"Q must have shape (n, {len(levels)}) with n = len(y) = {len(y)}, got {Q.shape}")
-    ok = np.isfinite(y) & np.isfinite(Q).all(axis=1)
-    if not ok.any(): raise ForecastError("no forecast with a finite truth and finite quantiles to score")
-    y, Q = y[ok], Q[ok]
-    grid = np.isin(np.round(levels, 3), CRPS_LEVELS)
-    if grid.sum() < 19: raise ForecastError("the CRPS needs the uniform levels CRPS_LEVELS among the quantile levels")
-    out = {"n": int(ok.sum()), "crps": float(np.mean(sr.crps_quantile(y, Q[:, grid], levels[grid], backend="numpy")))}
-    for tau in PINBALL_LEVELS: out[f"pinball_{tau:g}"] = float(np.mean(pinball_loss(y, _level(Q, levels, tau), tau)))
-    for lvl, a in ((80, 0.2), (95, 0.05)):
-        lo, hi = _level(Q, levels, a / 2), _level(Q, levels, 1 - a / 2)
-        out[f"is{lvl}"] = float(np.mean(interval_score(y, lo, hi, a)))
-        out[f"cov{lvl}"] = float(np.mean((y >= lo) & (y <= hi)))
-        out[f"width{lvl}"] = float(np.mean(hi - lo))
-    return out
-
-# %% ../nbs/07_forecast.ipynb #51a191b8
-VOL_CONFIG = {  # protocol v2 (reports/protocols/forecaster_v2.json): windows, refits and the model's two parameters
-    "daily": {"rw_days": 180, "ewma_lambda": 0.94, "garch_days": 1460, "prophet_days": 730, "refit_days": 30,
-              "min_days": 365, "lambda_m": 0.9, "phi": 0.7, "changepoint_prior_scale": 0.05, "weekly": 3, "hour_of_day": 0},
-    "hourly": {"rw_days": 30, "ewma_lambda": 0.94, "garch_days": 90, "prophet_days": 30, "refit_days": 7,
-               "min_days": 30, "lambda_m": 0.98, "phi": 0.9, "changepoint_prior_scale": 0.05, "weekly": 3, "hour_of_day": 6},
-}
-
-def ewma_variance(
-    r,  # one-step log returns (NaN = missing: the variance is carried)
-    lam: float,  # decay (RiskMetrics: 0.94)
-    v0: float | None = None,  # starting variance (default: mean r² of the first 30 returns)
-) -> np.ndarray:
-    "v[i] = the EWMA variance after return i: the forecast of the variance of return i + 1."
-    r = np.asarray(r, float)
-    v = float(np.nanmean(r[:30] ** 2)) if v0 is None else float(v0)
-    out = np.empty(len(r))
-    for i, x in enumerate(r):
-        if np.isfinite(x): v = lam * v + (1 - lam) * x * x
-        out[i] = v
-    return out
-
-def garch_t_fit(r) -> dict:
-    "GARCH(1,1), zero mean, Student-t errors (`arch`) on returns `r`: omega (return units²), alpha, beta, nu."
-    from arch import arch_model
-    r = np.asarray(r, float); r = r[np.isfinite(r)]
-    if len(r) < 100: raise ForecastError(f"GARCH needs at least 100 returns, got {len(r)}")
-    res = arch_model(100 * r, mean="Zero", vol="GARCH", p=1, q=1, dist="t", rescale=False).fit(disp="off", show_warning=False)
-    p = res.params
-    return {"omega": float(p["omega"]) / 1e4, "alpha": float(p["alpha[1]"]), "beta": float(p["beta[1]"]), "nu": float(p["nu"])}
-
-def garch_scales(gp: dict, v_next, horizons) -> np.ndarray:
-    "Scale of the h-step log change from the next-step variance(s) `v_next`: analytic GARCH variance path, summed."
-    v_next, hs = np.atleast_1d(np.asarray(v_next, float)), np.asarray(horizons)
-    k, pers = np.arange(1, hs.max() + 1), gp["alpha"] + gp["beta"]
-    if pers < 0.999: path = gp["omega"] / (1 - pers) + pers ** (k - 1)[None, :] * (v_next[:, None] - gp["omega"] / (1 - pers))
-    else: path = np.repeat(v_next[:, None], len(k), axis=1)
-    return np.sqrt(np.cumsum(path, axis=1)[:, hs - 1])
-
-def _returns(lp: pd.Series) -> np.ndarray: return lp.interpolate(limit_area="inside").diff().to_numpy()
-
-def prophet_vol_level(
-    r_win,  # one-step log returns of the fit window
-    ts_win: pd.DatetimeIndex,  # their timestamps
-    ts_pred: pd.DatetimeIndex,  # where to evaluate the level (the window and beyond)
-    cfg: Mapping,  # `VOL_CONFIG[granularity]`
-):
-    "Prophet on 0.5·log(r² + ε²): (level at `ts_pred` with the trend frozen after the window, window mean of y, the model)."
-    Prophet = quiet_prophet()
-    r_win = np.asarray(r_win, float)
-    a = np.abs(r_win[np.isfinite(r_win)])
-    if (a > 0).sum() < 10: raise ForecastError("fewer than 10 non-zero returns in the volatility window")
-    eps = 0.1 * float(np.median(a[a > 0]))
-    y = 0.5 * np.log(r_win ** 2 + eps ** 2); ok = np.isfinite(y)
-    m = Prophet(growth="linear", changepoint_prior_scale=cfg["changepoint_prior_scale"], yearly_seasonality=False,
-                weekly_seasonality=cfg["weekly"] or False, daily_seasonality=cfg["hour_of_day"] or False, uncertainty_samples=0)
-    m.fit(pd.DataFrame({"ds": ts_win[ok].tz_convert(None), "y": y[ok]}))
-    p = m.predict(pd.DataFrame({"ds": ts_pred.tz_convert(None)}))
-    yhat, trend = p["yhat"].to_numpy().copy(), p["trend"].to_numpy()
-    after = ts_pred > ts_win[-1]
-    if after.any(): yhat[after] = yhat[after] - trend[after] + trend[~after][-1]   # no trend extrapolation
-    return yhat, float(np.mean(y[ok])), m
-
-# %% ../nbs/07_forecast.ipynb #d46e634f
-def volatility_walk_forward(
-    lp: pd.Series,  # log prices on a regular grid (`log_price_series`)
-    granularity: str,  # "daily" or "hourly"
-    start, end,  # first and last origin (UTC)
-    horizons: Sequence[int],  # steps ahead
-    cfg: Mapping | None = None,  # default `VOL_CONFIG[granularity]`
-) -> dict:
-    "Every grid origin in [start, end]: the truth (log change) per horizon and the scales of rw, ewma, garch; Prophet levels per refit block."
-    cfg = dict(cfg or VOL_CONFIG[grid_of(granularity).name]); g = grid_of(granularity)
-    r, ts, lv, n = _returns(lp), lp.index, lp.to_numpy(), len(lp)
-    hs = np.asarray(sorted(horizons)); H = int(hs.max())
-    Wr, Wg0, Wp0, R = (int(cfg[k] * g.per_day) for k in ("rw_days", "garch_days", "prophet_days", "refit_days"))
-    pos = np.where((ts >= to_utc(start)) & (ts <= to_utc(end)) & np.isfinite(lv))[0]
-    pos = pos[pos >= int(cfg["min_days"] * g.per_day) + 1]
-    if len(pos) == 0: raise ForecastError(f"no origin between {start} and {end} with {cfg['min_days']} days of history")
-    truth = np.full((len(pos), len(hs)), np.nan)
-    for j, h in enumerate(hs):
-        ok = pos + h < n; truth[ok, j] = lv[pos[ok] + h] - lv[pos[ok]]
-    sd = pd.Series(r).rolling(Wr, min_periods=Wr // 2).std().to_numpy()
-    ev = np.concatenate([[np.nan], ewma_variance(r[1:], cfg["ewma_lambda"])])
-    out = {"granularity": g.name, "horizons": tuple(int(h) for h in hs), "pos": pos, "origin": ts[pos], "truth": truth,
-           "rw": sd[pos][:, None] * np.sqrt(hs), "ewma": np.sqrt(ev[pos])[:, None] * np.sqrt(hs),
-           "garch": np.full((len(pos), len(hs)), np.nan), "garch_nu": np.full(len(pos), np.nan), "blocks": [], "r": r, "cfg": cfg}
-    t0 = time.perf_counter()
-    for b0 in range(pos[0], pos[-1] + 1, R):
-        b = pos[(pos >= b0) & (pos < b0 + R)]
-        if len(b) == 0: continue
-        i0, sel = b[0], np.isin(pos, b)
-        Wg, Wp = min(Wg0, i0 - 1), min(Wp0, i0 - 1)
-        gp = garch_t_fit(r[i0 - Wg + 1:i0 + 1])
-        seg = r[i0 - Wg + 1:b[-1] + 1]
-        v, var0 = np.empty(len(seg)), float(np.nanvar(seg[:Wg]))
-        for i, x in enumerate(seg):
-            if np.isfinite(x): var0 = gp["omega"] + gp["alpha"] * x * x + gp["beta"] * var0
-            v[i] = var0
-        out["garch"][sel] = garch_scales(gp, v[b - (i0 - Wg + 1)], hs); out["garch_nu"][sel] = gp["nu"]
-        lo = i0 - Wp + 1
-        ts_pred = pd.date_range(ts[lo], periods=b[-1] + H - lo + 1, freq=g.freq)
-        level, ymean, _ = prophet_vol_level(r[lo:i0 + 1], ts[lo:i0 + 1], ts_pred, cfg)
-        out["blocks"].append((b, lo, i0, level, ymean))
-    out["fit_seconds"] = time.perf_counter() - t0
-    return out
-
-def _reactive(u2, ubar, lam_m):
-    return ewma_variance(u2 ** 0.5, lam_m, v0=ubar)   # EWMA of u² (ewma_variance squares its input)
-
-def volprophet_scales(
-    wf: dict,  # `volatility_walk_forward`'s result
-    lam_m: float | None = None, phi: float | None = None,  # EWMA decay and reversion (default: the protocol's)
-    variant: str = "full",  # "full", "noprophet" (constant level) or "prophetonly" (no reactive multiplier)
-) -> np.ndarray:
-    "The volprophet scale of the h-step log change at every origin of `wf` (shape origins × horizons)."
-    if variant not in ("full", "noprophet", "prophetonly"): raise ForecastError(f"unknown variant {variant!r}")
-    lam_m = wf["cfg"]["lambda_m"] if lam_m is None else lam_m; phi = wf["cfg"]["phi"] if phi is None else phi
-    r, pos, hs = wf["r"], wf["pos"], np.asarray(wf["horizons"]); k = np.arange(1, hs.max() + 1)
-    S = np.full((len(pos), len(hs)), np.nan)
-    for b, lo, i0, level, ymean in wf["blocks"]:
-        L = level if variant != "noprophet" else np.full_like(level, ymean)
-        seg = r[lo:b[-1] + 1]; u2 = seg ** 2 / np.exp(2 * L[:len(seg)])
-        ubar = float(np.nanmean(u2[:i0 - lo + 1]))
-        bi = b - lo
-        m2 = _reactive(u2, ubar, lam_m)[bi] if variant != "prophetonly" else np.full(len(bi), ubar)
-        var = np.exp(2 * L[bi[:, None] + k[None, :]]) * (ubar + phi ** (k - 1)[None, :] * (m2[:, None] - ubar))
-        S[np.isin(pos, b)] = np.sqrt(np.cumsum(var, axis=1)[:, hs - 1])
-    return S
-
-# %% ../nbs/07_forecast.ipynb #92eb9e56
-def normal_quantiles(S, levels=LEVELS) -> np.ndarray:
-    "Quantiles (…, levels) of a normal centred at 0 with scale `S`."
-    return np.asarray(S, float)[..., None] * norm.ppf(levels)
-
-def t_quantiles(S, nu, levels=LEVELS) -> np.ndarray:
-    "Quantiles of a unit-variance Student-t with `nu` (one per origin) scaled by `S` (origins × horizons)."
-    from scipy.stats import t as student_t
-    nu = np.asarray(nu, float)[:, None]
-    z = student_t.ppf(np.asarray(levels)[None, :], nu) * np.sqrt((nu - 2) / nu)
-    return np.asarray(S, float)[..., None] * z[:, None, :]
-
-def conformal_abs_quantiles(
-    truth,  # calibration truths (origins × horizons)
-    S,  # the model's scales on the same origins
-    levels=LEVELS,
-) -> np.ndarray:
-    "Split-conformal, symmetric: per horizon the quantiles of |truth / S| at |2τ - 1| (horizons × levels)."
-    e = np.abs(np.asarray(truth, float) / np.asarray(S, float))
-    if np.isfinite(e).sum(axis=0).min() < 20: raise ForecastError("fewer than 20 calibration forecasts for a horizon")
-    return np.stack([np.nanquantile(e[:, j], np.abs(2 * np.asarray(levels) - 1)) for j in range(e.shape[1])])
-
-def conformal_quantiles(S, qabs, levels=LEVELS) -> np.ndarray:
-    "Quantiles (origins × horizons × levels) from scales `S` and `conformal_abs_quantiles`."
-    return np.asarray(S, float)[..., None] * (np.sign(np.asarray(levels) - 0.5) * np.asarray(qabs))[None, :, :]
-
-def move_size(
-    S,  # scale(s) of the h-step log change
-    qabs,  # conformal |z| quantiles at `levels` for that horizon (one row of `conformal_abs_quantiles`)
-    levels=LEVELS,
-) -> dict:
-    "How big the move will be: expected |return| (%) and the 80% range of the return (%), from the predictive distribution."
-    z = np.sign(np.asarray(levels) - 0.5) * np.asarray(qabs)
-    S = float(S)
-    ret = np.expm1(S * z)   # simple returns at the levels
-    return {"expected_abs_move_pct": float(100 * np.mean(np.abs(ret))),
-            "move_low_80_pct": float(100 * ret[int(np.argmin(np.abs(np.asarray(levels) - 0.1)))]),
-            "move_high_80_pct": float(100 * ret[int(np.argmin(np.abs(np.asarray(levels) - 0.9)))])}
-
-# %% ../nbs/07_forecast.ipynb #dc2b41c2
-def move_from_band(
-    price: float,  # the last observed price (the anchor)
-    yhat: float,  # the forecast median at the horizon
-    lower_80: float, upper_80: float,  # the forecast's 80% band at the horizon
-) -> dict:
-    "Expected |return| (%) and the 80% range of the return (%) implied by a forecast's median and 80% band."
-    vals = np.array([price, yhat, lower_80, upper_80], float)
-    if not (np.isfinite(vals).all() and (vals > 0).all() and lower_80 <= yhat <= upper_80):
-        raise ForecastError(f"the band must be positive and ordered lower <= median <= upper, got {vals.tolist()}")
-    mu, s = np.log(yhat / price), np.log(upper_80 / lower_80) / (2 * Z80)
-    z = norm.ppf((np.arange(2000) + 0.5) / 2000)   # midpoint rule over the distribution
-    return {"expected_abs_move_pct": float(100 * np.mean(np.abs(np.expm1(mu + s * z)))),
-            "low_80_pct": float(100 * (lower_80 / price - 1)), "high_80_pct": float(100 * (upper_80 / price - 1))}

@@ -395,7 +395,8 @@ def _warn_libraries(meta: Mapping, label: str) -> None:
 
 # %% ../nbs/10_registry.ipynb #735bb9f7
 METRIC_DIRECTIONS: dict[str, bool] = {  # metric name -> higher is better
-    **dict.fromkeys(["log_loss", "brier", "brier_score", "ece", "mae", "rmse", "mape", "mase", "smape"], False),
+    **dict.fromkeys(["log_loss", "brier", "brier_score", "ece", "mae", "rmse", "mape", "mase", "smape",
+                     "is80", "is95", "crps"], False),  # is80/is95: interval (Winkler) scores of the 80%/95% bands
     **dict.fromkeys(["roc_auc", "auc", "accuracy", "balanced_accuracy", "f1", "precision", "recall",
                      "brier_skill", "brier_skill_score", "coverage_80", "sharpe"], True),
 }

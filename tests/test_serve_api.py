@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 from pydantic import SecretStr
 from support.fakes import live_server, parse_metrics, sample
-from support.homes import HUNDRED_COINS, last_row_time, register_classifier, registry_of, serve_settings
+from support.homes import HUNDRED_COINS, last_row_time, register_classifier, register_forecaster, registry_of, serve_settings
 
 from cryptopred.data.ingest import ingest
 from cryptopred.monitor.predictions import read_predictions
 from cryptopred.serve.app import create_app
 from cryptopred.serve.schemas import MAX_FORECAST_DAYS
+from cryptopred.volatility import VolProphetForecaster
 
 PREDICT = "/api/v1/predict"
 
@@ -64,6 +65,7 @@ def test_predict_answers_from_the_champions(server, home):
     assert abs(mv["low_80_pct"] - 100 * (f["lower_80"] / a["price"] - 1)) < 1e-6
     assert abs(mv["high_80_pct"] - 100 * (f["upper_80"] / a["price"] - 1)) < 1e-6
     assert 0 < mv["expected_abs_move_pct"] < max(-mv["low_80_pct"], mv["high_80_pct"]) * 1.5
+    assert mv["basis"] == "80% band" and mv["prob_above_typical"] is None  # a v1 champion: no typical size
     assert a["data_source"] == "simulated" and a["simulated"] is True and a["price"] > 0
     # the verdict follows the evidence: the fixture's models do not beat the best naive baseline on their holdout
     md = registry_of(home).load("classifier", "ethereum", "daily").metadata["holdout_metrics"]
@@ -71,6 +73,23 @@ def test_predict_answers_from_the_champions(server, home):
     assert a["reason"].startswith("on its holdout the model") and "naive baseline" in a["reason"]
     assert "95% interval" in a["reason"]
     assert client.post(PREDICT, json={"coin": "ethereum", "horizon": 1}).json() == a
+
+
+def test_the_move_comes_from_the_volatility_aware_forecasters_distribution(server, home):
+    "A volprophet champion: median = the price; the move, its typical size and P(|move| > typical) from its distribution."
+    client, _ = server
+    v = register_forecaster(home, "ethereum", model_cls=VolProphetForecaster)
+    try:
+        a = client.post(PREDICT, json={"coin": "ethereum"}).json()
+        f, mv = a["forecast"], a["move"]
+        assert a["models"]["forecaster"] == v and f["yhat"] == pytest.approx(a["price"], rel=1e-9)
+        assert mv["basis"] == "predictive distribution"
+        assert abs(mv["low_80_pct"] - 100 * (f["lower_80"] / a["price"] - 1)) < 1e-6   # the same 80% band
+        assert abs(mv["high_80_pct"] - 100 * (f["upper_80"] / a["price"] - 1)) < 1e-6
+        assert 0 < mv["prob_above_typical"] < 1 and mv["typical_abs_move_pct"] > 0
+        assert 0 < mv["expected_abs_move_pct"] < max(-mv["low_80_pct"], mv["high_80_pct"]) * 1.5
+    finally: registry_of(home).rollback("forecaster", "ethereum", home.granularity, reason="test: back to the v1 champion")
+    assert client.post(PREDICT, json={"coin": "ethereum"}).json()["move"]["basis"] == "80% band"
 
 
 def test_forecast_coins_models(server, home):

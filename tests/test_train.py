@@ -72,7 +72,7 @@ def test_train_cli_runs_the_forecaster_runbook_and_fails_on_a_missing_coin(setti
     for coin in ("bitcoin", "ethereum"):
         row = m["per_coin"][coin]
         assert row["horizon"] == 7 and row["n"] > 5 and row["mae"] > 0 and 0 <= row["coverage_80"] <= row["coverage_95"] <= 1
-        assert set(m["by_horizon"][coin]) == {"1", "7", "30"} and set(m["by_horizon"][coin]["7"]) == {"prophet", "rw", "rwd"}
+        assert set(m["by_horizon"][coin]) == {"1", "7", "30"} and set(m["by_horizon"][coin]["7"]) == {"volprophet", "rw", "rwd"}
         assert (rec.path / f"forecast_{coin}.png").stat().st_size > 5000
         assert m["tuning"][coin]["tuned"] is False  # 240 days before the holdout: too few to tune, defaults used
     assert open_registry(s).champion_version("forecaster", "ethereum", "daily") == m["versions"]["ethereum"]

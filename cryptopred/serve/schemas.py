@@ -74,6 +74,13 @@ class MoveSize(BaseModel):
     expected_abs_move_pct: float = Field(description="expected absolute return to target_time, %")
     low_80_pct: float = Field(description="10% quantile of the return to target_time, %")
     high_80_pct: float = Field(description="90% quantile of the return to target_time, %")
+    typical_abs_move_pct: float | None = Field(None, description="the recent typical size of such a move: median |return| "
+                                               "over the same horizon in the last year (hourly: 30 days), %; None for a v1 forecaster")
+    prob_above_typical: float | None = Field(None, description="P(|return| > typical_abs_move_pct) under the predictive distribution; "
+                                             "None for a v1 forecaster")
+    basis: Literal["predictive distribution", "80% band"] = Field(
+        "80% band", description="where the size comes from: the served forecaster's predictive distribution (volatility-aware "
+                                "forecaster, conformal quantiles) or a v1 forecaster's 80% band read as a log-normal")
 
 class ModelVersions(BaseModel):
     classifier: str

@@ -25,7 +25,8 @@ from ..common import CryptopredError, granularity_step, grid_of, numbers, resolv
 from ..config import Settings, load_settings
 from ..data.store import Store
 from ..features import BTC_COIN, build_features
-from ..forecast import ForecastError, move_from_band
+from ..forecast import ForecastError
+from ..volatility import move_from_band
 from ..monitor.core import MonitorError
 from ..monitor.health import DURATION_METRIC, REQUESTS_METRIC
 from ..monitor.performance import resolve_predictions
@@ -378,16 +379,16 @@ def _stat(path: Path) -> tuple[int, int, int] | None:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 # %% ../../nbs/14b_serve.state.ipynb #23734069
+def _anchored(forecaster: Any, as_of: pd.Timestamp, granularity: str, price: float, steps: int) -> tuple[int, Any]:
+    "(steps, anchor) for a path `steps` after `as_of`: from the newest price when it is newer than the fit (no refit), else from the model's anchor."
+    if as_of >= forecaster.last_timestamp: return steps, (as_of, price)
+    return steps + int(round((forecaster.last_timestamp - as_of) / granularity_step(granularity))), None   # a restored older store
+
 def _forecast_path(forecaster: Any, as_of: pd.Timestamp, granularity: str, price: float) -> pd.DataFrame:
     "The forecaster's path for the MAX_FORECAST_DAYS after `as_of`, anchored at the newest observed `price`."
     if not callable(getattr(forecaster, "forecast", None)):
         raise NotReady(f"the champion forecaster ({type(forecaster).__name__}) has no forecast(steps) method")
-    steps = MAX_FORECAST_DAYS * grid_of(granularity).per_day
-    if as_of >= forecaster.last_timestamp:  # newer data than the fit: start from it (no refit)
-        path = forecaster.forecast(steps, anchor=(as_of, price))
-    else:  # the store is older than the model's training data (restored backup): forecast from the model's anchor
-        gap = int(round((forecaster.last_timestamp - as_of) / granularity_step(granularity)))
-        path = forecaster.forecast(steps + gap)
+    path = forecaster.forecast(*_anchored(forecaster, as_of, granularity, price, MAX_FORECAST_DAYS * grid_of(granularity).per_day))
     path = path[path["timestamp"] > as_of].reset_index(drop=True)
     steps = ((path["timestamp"] - as_of) / granularity_step(granularity)).round().astype(int)
     return pd.DataFrame({"timestamp": path["timestamp"], "step": steps, "yhat": path["yhat"],
@@ -486,14 +487,20 @@ def coin_summary(snap: Snapshot, range_days: int = 7) -> dict:
             "range_80": (float(at["lower_80"].iloc[0]), float(at["upper_80"].iloc[0])) if len(at) else None}
 
 # %% ../../nbs/14b_serve.state.ipynb #8774d930
+def _move(snap: Snapshot, row) -> MoveSize | None:
+    "The size of the move to target_time: the served forecaster's predictive distribution (`move`), else its 80% band."
+    fc = snap.forecaster.model
+    try:
+        if callable(getattr(fc, "move", None)):
+            return MoveSize(**fc.move(*_anchored(fc, pd.Timestamp(snap.as_of), snap.granularity, snap.price, int(row.step))),
+                            basis="predictive distribution")
+        return MoveSize(**move_from_band(snap.price, row.yhat, row.lower_80, row.upper_80), basis="80% band")
+    except ForecastError: return None   # a degenerate band: no size rather than a wrong one
+
 def _with_body(snap: Snapshot) -> Snapshot:
     "The snapshot with its serialized `POST /api/v1/predict` answer."
     at = snap.path[snap.path["timestamp"] == pd.Timestamp(snap.target_time)]
-    move = None
-    if len(at):
-        row = at.iloc[0]
-        try: move = MoveSize(**move_from_band(snap.price, row.yhat, row.lower_80, row.upper_80))
-        except ForecastError: move = None   # a degenerate band: no size rather than a wrong one
+    move = _move(snap, at.iloc[0]) if len(at) else None
     label, why = verdict(snap)
     body = PredictResponse(coin=snap.coin, granularity=snap.granularity, as_of=snap.as_of, horizon=snap.horizon,
                            target_time=snap.target_time, prob_up=snap.prob_up, direction=snap.direction,

@@ -17,19 +17,13 @@ from ..data.csv import read_real
 from ..common import granularity_step
 from cryptopred.forecast import (
     EVAL_DEFAULTS,
-    VOL_CONFIG,
     ForecastParams,
-    conformal_abs_quantiles,
-    conformal_quantiles,
     log_price_series,
-    normal_quantiles,
-    proper_scores,
     rolling_origin_evaluation,
     summarize_evaluation,
-    t_quantiles,
-    volatility_walk_forward,
-    volprophet_scales,
 )
+from ..scores import conformal_abs_quantiles, conformal_quantiles, normal_quantiles, proper_scores, t_quantiles
+from ..volatility import VOL_CONFIG, volatility_walk_forward, volprophet_scales
 
 # %% auto #0
 __all__ = ['ALL_DAILY_COINS', 'V2_PROTOCOL', 'V2_BASELINES', 'V2_MODEL', 'V2_ABLATION', 'evaluate_real', 'headline_table',

@@ -142,18 +142,20 @@ def register_classifier(settings: Settings, coin: str, family: str = "logistic",
     return v
 
 
-def register_forecaster(settings: Settings, coin: str, promote: bool = True, holdout_days: int = 14) -> str:
-    "Fit the Prophet forecaster on the stored prices, score it on the last `holdout_days`, refit on all, register."
+def register_forecaster(settings: Settings, coin: str, promote: bool = True, holdout_days: int = 14,
+                        model_cls: type = ProphetForecaster) -> str:
+    "Fit a forecaster (v1, or `VolProphetForecaster`) on the stored prices, score it on the last `holdout_days`, refit, register."
     frame = Store(settings).read(coin, settings.granularity, SOURCE)
     train, test = frame.iloc[:-holdout_days], frame.iloc[-holdout_days:]
-    path = ProphetForecaster().fit(train, settings.granularity).forecast(holdout_days)
+    path = model_cls().fit(train, settings.granularity).forecast(holdout_days)
     metrics = forecast_metrics(test["price"].to_numpy(), path["yhat"].to_numpy(), path["yhat_lower_80"],
                                path["yhat_upper_80"], path["yhat_lower_95"], path["yhat_upper_95"])
-    model = ProphetForecaster().fit(frame, settings.granularity)
+    model = model_cls().fit(frame, settings.granularity)
+    params = model.params.to_dict() if hasattr(model, "params") else {"model": "volprophet", **model.cfg}
     reg = registry_of(settings)
     v = reg.register("forecaster", coin, settings.granularity, model, horizon=holdout_days, data_source=SOURCE,
                      data_hash=frame_sha256(frame), train_start=frame["timestamp"].iloc[0],
-                     train_end=frame["timestamp"].iloc[-1], params=model.params.to_dict(), holdout_metrics=metrics)
+                     train_end=frame["timestamp"].iloc[-1], params=params, holdout_metrics=metrics)
     if promote: reg.promote("forecaster", coin, settings.granularity, v, force=True, reason="test fixture")
     return v
 

@@ -5,9 +5,12 @@
 # %% ../../nbs/14d_serve.ui.ipynb #fa3a8f9e
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import json
 import math
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,7 +30,7 @@ from .state import BASELINE_NAMES, NO_SIGNAL, ServingState, Snapshot, classifier
 __all__ = ['CSS', 'VERDICT_STYLE', 'RANGES', 'FLAT_MEDIAN', 'OUTCOME_STYLE', 'CURRENCY_SIGNS', 'OVERVIEW_COLUMNS', 'SIGNAL_TEXT',
            'PAGE_OUTPUTS', 'FOOTER', 'RESIZE_JS', 'empty_state', 'banner_html', 'trust_rows', 'move_text',
            'probability_html', 'price_chart', 'overview_table', 'card_view', 'track_view', 'monitor_view', 'page_view',
-           'build_demo', 'theme', 'mount_ui']
+           'import_gradio', 'build_demo', 'theme', 'mount_ui']
 
 # %% ../../nbs/14d_serve.ui.ipynb #e3cd0a01
 CSS = """
@@ -316,6 +319,30 @@ def page_view(
     except ServeError as e: top = ("", empty_state(str(e)), None)
     return (*top, *track_view(state, coin), card_view(state, coin), *monitor_view(state, coin), overview)
 
+# %% ../../nbs/14d_serve.ui.ipynb #df042ebe
+class _NoStubWriting(importlib.abc.MetaPathFinder):
+    "Loads `gradio.component_meta` with its `.pyi` stub writer turned off (see `import_gradio`)."
+    def find_spec(self, name, path=None, target=None):
+        if name != "gradio.component_meta": return None
+        sys.meta_path.remove(self)  # one use: find the real module, then step aside
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+        def exec_module(module):
+            run(module)
+            module.create_or_modify_pyi = lambda *a, **kw: None  # looked up by ComponentMeta when each class is made
+        spec.loader.exec_module = exec_module
+        return spec
+
+def import_gradio():
+    """Gradio, imported offline and without rewriting its type stubs: Gradio's `ComponentMeta` re-parses each component's
+    source and regenerates its `.pyi` stub (for editors, never read at run time) for each of about 80 component classes
+    on every import, 2.3 of the 3.3 s its import costs. Set up once per process, before Gradio's first import."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False"); os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if "gradio" not in sys.modules and not any(isinstance(f, _NoStubWriting) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoStubWriting())
+    import gradio
+    return gradio
+
 # %% ../../nbs/14d_serve.ui.ipynb #3479ac39
 _FIGURES = frozenset({"chart", "track_figure", "calibration", "monitoring_figure"})
 # the page's own footer: the documented JSON API (Gradio's "Use via API" page documents its internal events instead)
@@ -330,8 +357,7 @@ def build_demo(
     settings: Settings | None = None,  # used when no state is given (default: `load_settings()`)
 ) -> gr.Blocks:
     "The Gradio Blocks of the web UI on `state` (not launched; `mount_ui` mounts it)."
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False"); os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gradio as gr
+    gr = import_gradio()
     state = state or ServingState(settings)
     coins, labels = list(state.coins), {coin_label(c): c for c in state.coins}
     with gr.Blocks(title="cryptopred", analytics_enabled=False) as demo:
@@ -386,12 +412,12 @@ def build_demo(
 # %% ../../nbs/14d_serve.ui.ipynb #82b14ff2
 def theme():
     "The app's Gradio theme (fonts bundled with Gradio, nothing fetched from the internet)."
-    import gradio as gr
+    gr = import_gradio()
     return gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 
 def mount_ui(app: FastAPI, state: ServingState) -> FastAPI:
     "Mount the web UI at `/` of `app` with the theme, the CSS and the optional login."
-    import gradio as gr
+    gr = import_gradio()
     s = state.settings
     auth = (s.ui_username, s.ui_password.get_secret_value()) if s.ui_username and s.ui_password else None
     return gr.mount_gradio_app(app, build_demo(state), path="/", theme=theme(), css=CSS, auth=auth, show_error=False,

@@ -167,6 +167,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'cryptopred.common.noun': ('common.html#noun', 'cryptopred/common.py'),
                                    'cryptopred.common.numbers': ('common.html#numbers', 'cryptopred/common.py'),
                                    'cryptopred.common.plural': ('common.html#plural', 'cryptopred/common.py'),
+                                   'cryptopred.common.portable': ('common.html#portable', 'cryptopred/common.py'),
                                    'cryptopred.common.print_size': ('common.html#print_size', 'cryptopred/common.py'),
                                    'cryptopred.common.print_style': ('common.html#print_style', 'cryptopred/common.py'),
                                    'cryptopred.common.read_jsonl': ('common.html#read_jsonl', 'cryptopred/common.py'),

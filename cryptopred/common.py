@@ -26,13 +26,13 @@ except ImportError: fcntl = None  # Windows: one writer process per file
 
 # %% auto #0
 __all__ = ['PACKAGE_DIR', 'REPO_ROOT', 'GRIDS', 'GRANULARITIES', 'CONTRACTS', 'PRINT_WIDTH_IN', 'PRINT_FONT_PT', 'PRINT_RC',
-           'NAME', 'COIN_ID', 'COIN_NAMES', 'PROPHET_LOGGERS', 'CryptopredError', 'ConfigError', 'in_checkout',
-           'repo_path', 'Grid', 'grid_of', 'granularity_step', 'utcnow', 'to_utc', 'iso', 'stamp', 'fsync_dir',
-           'atomic_path', 'atomic_write', 'is_temporary', 'to_jsonable', 'write_json', 'append_lines', 'append_jsonl',
-           'read_jsonl', 'MetricsContractError', 'flat_keys', 'MetricsContract', 'metrics_contract', 'md_table',
-           'format_duration', 'print_size', 'print_style', 'save_figure', 'legend_below', 'noun', 'plural',
-           'shown_path', 'redact', 'check_name', 'numbers', 'coin_list', 'coin_name', 'coin_label', 'resolve_coin',
-           'silence_prophet']
+           'ABS_PATH', 'NAME', 'COIN_ID', 'COIN_NAMES', 'PROPHET_LOGGERS', 'CryptopredError', 'ConfigError',
+           'in_checkout', 'repo_path', 'Grid', 'grid_of', 'granularity_step', 'utcnow', 'to_utc', 'iso', 'stamp',
+           'fsync_dir', 'atomic_path', 'atomic_write', 'is_temporary', 'to_jsonable', 'write_json', 'append_lines',
+           'append_jsonl', 'read_jsonl', 'MetricsContractError', 'flat_keys', 'MetricsContract', 'metrics_contract',
+           'md_table', 'format_duration', 'print_size', 'print_style', 'save_figure', 'legend_below', 'noun', 'plural',
+           'shown_path', 'portable', 'redact', 'check_name', 'numbers', 'coin_list', 'coin_name', 'coin_label',
+           'resolve_coin', 'silence_prophet']
 
 # %% ../nbs/00_common.ipynb #20b5a618
 class CryptopredError(Exception):
@@ -334,6 +334,24 @@ def shown_path(
     if rel.parts[:levels + 1].count("..") <= levels: return rel.as_posix()
     try: return "~/" + p.relative_to(Path.home()).as_posix()
     except ValueError: return p.as_posix()
+
+# %% ../nbs/00_common.ipynb #26bfc192
+ABS_PATH = re.compile(r"(?<![\w.:/~$-])/(?:[\w.+-]+/)+[\w.+-]*")  # an absolute path in a text: /a/b… (not /metrics, not a URL's)
+
+def portable(
+    obj: Any,  # a JSON-like value: dicts, lists, strings, numbers
+    home: Path | str | None = None,  # the settings' home: paths inside it are written `$CRYPTOPRED_HOME/…`
+) -> Any:
+    "`obj` with each absolute path in its strings made readable on another machine (no path of this one)."
+    if isinstance(obj, Mapping): return {k: portable(v, home) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return [portable(v, home) for v in obj]
+    if not isinstance(obj, str): return obj
+    def one(m: re.Match) -> str:
+        p = Path(m.group(0))
+        if home is not None and (p == Path(home) or Path(home) in p.parents):
+            return "$CRYPTOPRED_HOME" + ("/" + p.relative_to(home).as_posix() if p != Path(home) else "")
+        return shown_path(p)
+    return ABS_PATH.sub(one, obj)
 
 # %% ../nbs/00_common.ipynb #f1917478
 def _secret_text(v) -> str | None:

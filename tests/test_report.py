@@ -22,11 +22,11 @@ import pytest
 from pypdf import PdfReader
 from support.runs import SMALL_ENV, copy_run, failed_run, require_browser, small_pipeline
 
-from cryptopred.common import CONTRACTS, REPO_ROOT
+from cryptopred.common import CONTRACTS, REPO_ROOT, portable
 from cryptopred.config import load_settings
 from cryptopred.pipeline import PIPELINE_STEPS
 from cryptopred.report.build import build_report
-from cryptopred.report.check import NOTICE, PLACEHOLDERS, check_report, markup_problems
+from cryptopred.report.check import NOTICE, PLACEHOLDERS, check_report, machine_paths, machine_roots, markup_problems
 from cryptopred.report.cite import REPORT_STEPS, ReportError, collect_runs, key_parts, lookup
 from cryptopred.report.context import SECTION_NEEDS
 from cryptopred.report.prose import empty_sections
@@ -75,7 +75,8 @@ def test_report_from_a_small_simulated_pipeline(small):
     # beside it, the metrics of every run it cites (what lets a committed report be re-checked anywhere)
     from cryptopred.report.cite import SOURCES_FILE
     kept = json.loads((out / SOURCES_FILE).read_text())
-    assert {st: kept[runs[st].run_id] for st in REPORT_STEPS} == {st: runs[st].metrics for st in REPORT_STEPS}
+    assert {st: kept[runs[st].run_id] for st in REPORT_STEPS} == {st: portable(runs[st].metrics, s.home) for st in REPORT_STEPS}
+    assert machine_paths((out / SOURCES_FILE).read_text(), machine_roots(s.home)) == []  # it is published: no path of here
     # the template's sections, in order, none empty, no placeholder or notice left
     heads = [sec.heading for sec in SECTIONS]
     assert [md.index(h) for h in heads] == sorted(md.index(h) for h in heads)

@@ -16,7 +16,7 @@ import shutil
 import nbformat
 
 from .. import __version__
-from ..common import atomic_write, metrics_contract, utcnow
+from ..common import atomic_write, metrics_contract, portable, utcnow
 from ..config import Settings, load_settings
 from .bench import load_benchmarks
 from .check import check_report
@@ -149,7 +149,9 @@ def build_report(
         if stale.name not in ctx.written: stale.unlink()
     (out / _RAW_SHOT).unlink(missing_ok=True)
     md_path = atomic_write(out / "technical_report.md", md.encode())
-    atomic_write(out / SOURCES_FILE, json.dumps({r.id: r.metrics for r in ctx.sources()}, indent=1, sort_keys=True).encode())
+    # the numbers cited, as each run recorded them, with portable paths (the file is published with the report)
+    atomic_write(out / SOURCES_FILE, json.dumps(portable({r.id: r.metrics for r in ctx.sources()}, settings.home), indent=1,
+                                                sort_keys=True).encode())
     page = markdown_to_html(cited, out)
     problems = check_report(md, ctx.sources(), base_dir=out, cited=cited, html_text=page)
     html_path = atomic_write(out / "technical_report.html", page.encode())

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from ..common import REPO_ROOT
+from ..common import ABS_PATH, REPO_ROOT
 from .cite import CITATION, MD_UNESCAPE, ReportRun, aggregate, format_value, key_parts, lookup
 from .prose import empty_sections, headings, map_outside_code
 from ..runs import RunRecord
@@ -109,7 +109,6 @@ def markup_problems(markdown: str, html_text: str | None = None) -> list[str]:
         out += [f"a subscript written as _( in {t!r} shown in the HTML" for t in dict.fromkeys(_SUBSCRIPT.findall(text))]
     return out
 
-_ABS_PATH = re.compile(r"(?<![\w.:/~-])/(?:[\w.+-]+/)+[\w.+-]*")  # /a/b/…: two components at least (not /metrics)
 
 def machine_roots(*extra: Path | str | None) -> list[str]:
     "Folders whose absolute paths belong to this machine: the checkout's parents, the home and temp folders, `extra`."
@@ -120,7 +119,7 @@ def machine_roots(*extra: Path | str | None) -> list[str]:
 def machine_paths(text: str, roots: Iterable[str] | None = None) -> list[str]:
     "Absolute paths of this machine (under one of `roots`, default `machine_roots()`) that a text prints."
     roots = list(machine_roots() if roots is None else roots)
-    found = (m.group(0) for m in _ABS_PATH.finditer(html.unescape(text)))
+    found = (m.group(0) for m in ABS_PATH.finditer(html.unescape(text)))
     return list(dict.fromkeys(p for p in found if any(p == r or p.startswith(r + "/") for r in roots)))
 
 def check_report(

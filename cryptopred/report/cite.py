@@ -15,18 +15,24 @@ from typing import Any
 
 from ..common import CONTRACTS, CryptopredError, format_duration, md_table, repo_path
 from ..config import Settings, load_settings
+from ..data.ingest import INGEST_METRICS
+from ..monitor.checks import MONITOR_METRICS, PROFILE_METRICS
 from ..runs import RunRecord, latest_run, list_runs
+from ..train.run import CLASSIFIER_METRICS, FORECASTER_METRICS
 
 # %% auto #0
-__all__ = ['NBS_DIR', 'REPORTS_DIR', 'REPORT_STEPS', 'EVIDENCE_STEPS', 'STEP_COMMANDS', 'TITLE', 'SOURCES_FILE', 'CITATION',
-           'MD_UNESCAPE', 'ReportError', 'Citation', 'ReportRun', 'RunSelection', 'collect_runs', 'key_parts', 'lookup',
-           'declared', 'metric', 'has_metric', 'format_value', 'fmt_metric', 'aggregate', 'fmt_agg', 'fmt_cell',
-           'metrics_table', 'Col', 'cited_table']
+__all__ = ['NBS_DIR', 'REPORTS_DIR', 'REPORT_STEPS', 'STEP_CONTRACTS', 'EVIDENCE_STEPS', 'STEP_COMMANDS', 'TITLE', 'SOURCES_FILE',
+           'CITATION', 'MD_UNESCAPE', 'ReportError', 'Citation', 'ReportRun', 'RunSelection', 'collect_runs',
+           'key_parts', 'lookup', 'declared', 'metric', 'has_metric', 'format_value', 'fmt_metric', 'aggregate',
+           'fmt_agg', 'fmt_cell', 'metrics_table', 'Col', 'cited_table']
 
 # %% ../../nbs/15a_report.cite.ipynb #02378449
 NBS_DIR = repo_path("nbs")  # the checkout's notebooks, or the copy an installed package ships
 REPORTS_DIR = repo_path("reports")
 REPORT_STEPS = ("ingest", "profile", "train_forecaster", "train_classifier", "monitor")
+# their metrics contracts, declared where each run-book's keys are produced (imported, so always registered: a
+# report built in a process that never imported a trainer still checks every key it cites)
+STEP_CONTRACTS = {c.step: c for c in (INGEST_METRICS, PROFILE_METRICS, FORECASTER_METRICS, CLASSIFIER_METRICS, MONITOR_METRICS)}
 # Steps too slow for every pipeline run: their latest run is used when this home has one, else the summary they
 # committed in reports/ the last time they ran (`make demo-drift`, `make evaluate-real`).
 EVIDENCE_STEPS = {"demo_drift": "demo_drift.json", "evaluate_real": "real_data_evaluation.json"}
@@ -151,9 +157,9 @@ def lookup(metrics: Any, key: str | tuple | list) -> Any:
 
 # %% ../../nbs/15a_report.cite.ipynb #591e03be
 def declared(run: ReportRun, key: str | tuple) -> list[str]:
-    "The parts of `key`, after checking that the step's metrics contract declares it (`cryptopred.runs.CONTRACTS`)."
+    "The parts of `key`, after checking that the step's metrics contract declares it (`cryptopred.common.CONTRACTS`)."
     parts = _parts(key)
-    if (c := CONTRACTS.get(run.step)) is not None: c.check(parts)
+    if (c := STEP_CONTRACTS.get(run.step) or CONTRACTS.get(run.step)) is not None: c.check(parts)
     return parts
 
 def metric(run: ReportRun, key: str | tuple) -> Any:

@@ -1538,6 +1538,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                      'cryptopred.serve.ui.banner_html': ('serve.ui.html#banner_html', 'cryptopred/serve/ui.py'),
                                      'cryptopred.serve.ui.build_demo': ('serve.ui.html#build_demo', 'cryptopred/serve/ui.py'),
                                      'cryptopred.serve.ui.card_view': ('serve.ui.html#card_view', 'cryptopred/serve/ui.py'),
+                                     'cryptopred.serve.ui.coin_picker': ('serve.ui.html#coin_picker', 'cryptopred/serve/ui.py'),
                                      'cryptopred.serve.ui.empty_state': ('serve.ui.html#empty_state', 'cryptopred/serve/ui.py'),
                                      'cryptopred.serve.ui.import_gradio': ('serve.ui.html#import_gradio', 'cryptopred/serve/ui.py'),
                                      'cryptopred.serve.ui.monitor_view': ('serve.ui.html#monitor_view', 'cryptopred/serve/ui.py'),

@@ -15,6 +15,7 @@ import httpx
 import pandas as pd
 import pytest
 from pydantic import SecretStr
+from support.browser import CHROMIUM, CHROMIUM_ARGS, coin_choice
 from support.fakes import live_server, parse_metrics
 from support.homes import registry_of
 
@@ -35,9 +36,6 @@ from cryptopred.serve.ui import PAGE_OUTPUTS
 # takes no pictures and leaves the checkout untouched.
 SCREENSHOT_ENV = "CRYPTOPRED_SCREENSHOT"
 SCREENSHOT = os.environ.get(SCREENSHOT_ENV)  # read at import: every test's environment is stripped of CRYPTOPRED_*
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 
 
 def monitor_run(settings, drift: dict[str, str]) -> Path:
@@ -212,8 +210,7 @@ def test_browser_first_screen_switch_hover_and_overview(ui_server, browser):
         assert re.search(r"\d{4}-\d{2}-\d{2}", text) and re.search(r"price \d{1,3}(,\d{3})+\.\d{2} USD", text), text
         assert page.locator("#cp-chart .legendtext", has_text="served, right").count() >= 1  # past predictions marked
 
-        page.locator("#cp-coin input").click()
-        page.get_by_role("option", name="Ethereum (ETH)", exact=True).click()
+        coin_choice(page, "Ethereum (ETH)").click()
         page.wait_for_function("document.querySelector('#cp-prediction').textContent.includes('Ethereum (ETH)')")
         now = panels(page)
         assert all("Ethereum (ETH)" in t and "Bitcoin (BTC)" not in t for k, t in now.items() if k != "monitoring"), now

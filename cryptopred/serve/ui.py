@@ -28,9 +28,9 @@ from .state import BASELINE_NAMES, NO_SIGNAL, ServingState, Snapshot, classifier
 
 # %% auto #0
 __all__ = ['CSS', 'VERDICT_STYLE', 'RANGES', 'FLAT_MEDIAN', 'OUTCOME_STYLE', 'CURRENCY_SIGNS', 'OVERVIEW_COLUMNS', 'SIGNAL_TEXT',
-           'PAGE_OUTPUTS', 'FOOTER', 'RESIZE_JS', 'empty_state', 'banner_html', 'trust_rows', 'move_text',
-           'probability_html', 'price_chart', 'overview_table', 'card_view', 'track_view', 'monitor_view', 'page_view',
-           'import_gradio', 'build_demo', 'theme', 'mount_ui']
+           'PAGE_OUTPUTS', 'COIN_BUTTONS_MAX', 'FOOTER', 'RESIZE_JS', 'empty_state', 'banner_html', 'trust_rows',
+           'move_text', 'probability_html', 'price_chart', 'overview_table', 'card_view', 'track_view', 'monitor_view',
+           'page_view', 'import_gradio', 'coin_picker', 'build_demo', 'theme', 'mount_ui']
 
 # %% ../../nbs/14d_serve.ui.ipynb #e3cd0a01
 CSS = """
@@ -343,6 +343,19 @@ def import_gradio():
     import gradio
     return gradio
 
+# %% ../../nbs/14d_serve.ui.ipynb #2ce126f1
+COIN_BUTTONS_MAX = 8  # up to this many served coins are a row of buttons; more are a dropdown (searchable by typing)
+
+def coin_picker(coins: list[str], gr=None):
+    """The coin chooser: one click on a button for a handful of coins (measured in Chromium: the page shows the new coin
+    about 200 ms sooner than through Gradio's dropdown, which waits before it sends the change), a dropdown for more."""
+    gr = gr or import_gradio()
+    choices = [(coin_label(c), c) for c in coins]
+    if len(coins) <= COIN_BUTTONS_MAX:
+        return gr.Radio(choices, value=coins[0], label="Coin", elem_id="cp-coin", scale=2, min_width=220)
+    return gr.Dropdown(choices, value=coins[0], label="Coin", elem_id="cp-coin", allow_custom_value=False,
+                       filterable=True, scale=2, min_width=220)
+
 # %% ../../nbs/14d_serve.ui.ipynb #3479ac39
 _FIGURES = frozenset({"chart", "track_figure", "calibration", "monitoring_figure"})
 # the page's own footer: the documented JSON API (Gradio's "Use via API" page documents its internal events instead)
@@ -365,8 +378,7 @@ def build_demo(
         gr.Markdown("## cryptopred — will the price be higher tomorrow?\nDirection probabilities from the champion "
                     "classifier and price forecasts from the champion forecaster, with the evidence for how much to trust them.")
         with gr.Row(elem_classes="cp-stack"):
-            coin = gr.Dropdown([(coin_label(c), c) for c in coins], value=coins[0], label="Coin", elem_id="cp-coin",
-                               allow_custom_value=False, filterable=False, scale=2, min_width=220)
+            coin = coin_picker(coins, gr)
             days = gr.Slider(7, MAX_FORECAST_DAYS, value=30, step=1, label="Forecast days on the chart", elem_id="cp-days",
                              scale=3, min_width=220)
         with gr.Tabs(selected="coin", elem_id="cp-tabs") as tabs:

@@ -45,10 +45,10 @@ GOAL_P99_MS = 25.0
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def start_server(home: Path, port: int) -> subprocess.Popen:
-    "`cryptopred serve` on 127.0.0.1:port over `home`; returns once uvicorn says it is listening."
+def start_server(home: Path, port: int, coins=COINS) -> subprocess.Popen:
+    "`cryptopred serve` on 127.0.0.1:port over `home`, serving `coins`; returns once uvicorn says it is listening."
     exe = Path(sys.executable).parent / "cryptopred"
-    env = {**os.environ, "CRYPTOPRED_HOME": str(home), "CRYPTOPRED_COINS": ",".join(COINS), "CRYPTOPRED_SOURCE": "simulated",
+    env = {**os.environ, "CRYPTOPRED_HOME": str(home), "CRYPTOPRED_COINS": ",".join(coins), "CRYPTOPRED_SOURCE": "simulated",
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"}
     proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "info"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -17,9 +17,9 @@ import pytest
 from pydantic import SecretStr
 from support.browser import CHROMIUM, CHROMIUM_ARGS, coin_choice
 from support.fakes import live_server, parse_metrics
-from support.homes import registry_of
+from support.homes import HUNDRED_COINS, registry_of
 
-from cryptopred.common import save_figure, utcnow, write_json
+from cryptopred.common import coin_label, save_figure, utcnow, write_json
 from cryptopred.data.store import Store
 from cryptopred.features import build_panel
 from cryptopred.monitor.alerts import raise_alert
@@ -352,3 +352,51 @@ def test_gradio_is_imported_without_rewriting_its_stubs_and_still_builds_blocks(
     assert p.returncode == 0, p.stderr
     name, finder_left, blocks = p.stdout.split()
     assert (name, finder_left) == ("<lambda>", "False") and int(blocks) >= 3, p.stdout
+
+
+@pytest.mark.browser
+def test_browser_serves_a_hundred_coins(served_home, browser):
+    """With 100 configured coins (two of them trained) the page opens on the first coin's prediction, the coin chooser
+    is a dropdown that lists all 100 and filters as one types, a trained coin switches every coin panel, a coin
+    without data says what to run instead of failing, and the overview has a row per coin."""
+    s = served_home.model_copy(update={"coins": HUNDRED_COINS})
+    with live_server(create_app(s, log_predictions=False)) as url:
+        page, outside = open_page(browser, url)
+        try:
+            assert "Bitcoin (BTC)" in page.locator("#cp-prediction").inner_text()
+            box = page.locator("#cp-coin")
+            assert box.locator("input[type=radio]").count() == 0  # too many for buttons
+            box.locator("input").click()
+            page.get_by_role("option").first.wait_for()
+            assert page.get_by_role("option").count() == 100
+            box.locator("input").fill("Ether")  # typing filters the list
+            page.get_by_role("option", name="Ethereum (ETH)", exact=True).click()
+            page.wait_for_function("document.querySelector('#cp-prediction').textContent.includes('Ethereum (ETH)')")
+            assert page.locator("#cp-chart .gtitle").text_content().startswith("Ethereum (ETH)")
+            coin_choice(page, "Solana (SOL)").click()  # configured, never ingested
+            page.wait_for_selector(".cp-empty")  # the panel's empty state in place of a prediction
+            panel = page.locator(".cp-empty").first.inner_text()
+            assert "solana" in panel.lower() and "make" in panel and page.locator("#cp-prob").count() == 0, panel
+            tab(page, "overview")
+            table = page.locator("#cp-overview")
+            table.locator(".cell-wrap span:visible", has_text="Bitcoin (BTC)").first.wait_for()
+            assert overview_coins(page, [coin_label(c) for c in HUNDRED_COINS]) == {coin_label(c) for c in HUNDRED_COINS}
+            assert outside == [], outside
+        finally:
+            page.close()
+
+
+def overview_coins(page, labels: list[str]) -> set[str]:
+    """The coin labels of `labels` that the overview shows in its rows, scrolling through its virtual table (Gradio's
+    dataframe draws only the rows in view)."""
+    return set(page.evaluate("""async (labels) => {
+        const want = new Set(labels), seen = new Set();
+        const view = document.querySelector('#cp-overview .virtual-table-viewport');
+        const collect = () => document.querySelectorAll('#cp-overview .cell-wrap span').forEach(
+            e => { const t = e.textContent.trim(); if (want.has(t)) seen.add(t); });
+        collect();
+        for (let top = 0; view && top <= view.scrollHeight; top += view.clientHeight / 2) {
+            view.scrollTop = top; view.dispatchEvent(new Event('scroll'));
+            await new Promise(r => setTimeout(r, 60)); collect();
+        }
+        return [...seen]; }""", labels))

@@ -50,6 +50,7 @@ p, li { orphans: 3; widows: 3; }
 p { margin: .55em 0; }
 a { color: #1f4e8c; }
 table { border-collapse: collapse; margin: .8em 0; font-size: 9pt; line-height: 1.3; break-inside: avoid; }
+p:has(+ table), p:has(+ figure), p:has(+ img) { break-after: avoid; }  /* a line that introduces a table stays with it */
 th, td { padding: .2em .5em; border-bottom: 1px solid #d0d5db; vertical-align: top; }
 td code, th code { font-size: 8.5pt; }
 thead th { border-bottom: 2px solid #4a5562; text-align: left; }

@@ -31,6 +31,7 @@ from cryptopred.report.render import (
     ensure_diagram,
     html_to_pdf,
     markdown_to_html,
+    pdf_page_count,
     png_text,
     render_diagram,
 )
@@ -205,3 +206,4 @@ def test_committed_report_matches_the_metrics_it_cites():
     assert len(cited) >= 8 and cited <= set(sources)
     assert check_report(md, sources, base_dir=out, cited=html, html_text=html) == []
     assert html.count('class="metric"') > 500 and "<span" not in md
+    assert 15 <= pdf_page_count(out / "technical_report.pdf") <= 25  # the printed report's length (issue 12)

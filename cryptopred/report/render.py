@@ -75,6 +75,7 @@ nav.toc a { text-decoration: none; color: inherit; }
 @media screen { span.metric { border-bottom: 1px dotted #8a96a3; } }
 @media print { body { max-width: none; margin: 0; padding: 0; } a { color: inherit; text-decoration: none; }
                img { max-height: 225mm; } }
+@media print { nav.toc { width: auto; } nav.toc > ul { column-count: 2; column-gap: 2.5em; } nav.toc li { break-inside: avoid; } }  /* the contents in two columns: section 1 ends on page 1, the diagram fits page 2 */
 """
 
 # %% ../../nbs/15d_report.render.ipynb #cab8bbf4

@@ -348,9 +348,9 @@ def portable(
     if not isinstance(obj, str): return obj
     def one(m: re.Match) -> str:
         p = Path(m.group(0))
-        if home is not None and (p == Path(home) or Path(home) in p.parents):
-            return "$CRYPTOPRED_HOME" + ("/" + p.relative_to(home).as_posix() if p != Path(home) else "")
-        return shown_path(p)
+        if home is None or not p.is_relative_to(home): return shown_path(p)
+        rel = p.relative_to(home).as_posix()
+        return "$CRYPTOPRED_HOME" + ("" if rel == "." else "/" + rel)
     return ABS_PATH.sub(one, obj)
 
 # %% ../nbs/00_common.ipynb #f1917478

@@ -346,10 +346,10 @@ def import_gradio():
 # %% ../../nbs/14d_serve.ui.ipynb #2ce126f1
 COIN_BUTTONS_MAX = 8  # up to this many served coins are a row of buttons; more are a dropdown (searchable by typing)
 
-def coin_picker(coins: list[str], gr=None):
+def coin_picker(coins: list[str]):
     """The coin chooser: one click on a button for a handful of coins (measured in Chromium: the page shows the new coin
     about 200 ms sooner than through Gradio's dropdown, which waits before it sends the change), a dropdown for more."""
-    gr = gr or import_gradio()
+    gr = import_gradio()
     choices = [(coin_label(c), c) for c in coins]
     if len(coins) <= COIN_BUTTONS_MAX:
         return gr.Radio(choices, value=coins[0], label="Coin", elem_id="cp-coin", scale=2, min_width=220)
@@ -378,7 +378,7 @@ def build_demo(
         gr.Markdown("## cryptopred — will the price be higher tomorrow?\nDirection probabilities from the champion "
                     "classifier and price forecasts from the champion forecaster, with the evidence for how much to trust them.")
         with gr.Row(elem_classes="cp-stack"):
-            coin = coin_picker(coins, gr)
+            coin = coin_picker(coins)
             days = gr.Slider(7, MAX_FORECAST_DAYS, value=30, step=1, label="Forecast days on the chart", elem_id="cp-days",
                              scale=3, min_width=220)
         with gr.Tabs(selected="coin", elem_id="cp-tabs") as tabs:

@@ -1,5 +1,6 @@
-"""Debian's Chromium as the browser tests and the UI benchmark drive it (through the playwright package; never
-`playwright install`), and the app's page as a person uses it."""
+"""The Chromium the browser tests and the UI benchmark drive: Debian's own binary (apt-get install chromium), launched
+by the playwright package through `executable_path`, so no browser is downloaded; and the app's page as a person uses
+it."""
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]

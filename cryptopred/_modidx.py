@@ -1707,6 +1707,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'cryptopred.train.core.load_market': ('train.core.html#load_market', 'cryptopred/train/core.py'),
                                        'cryptopred.train.core.market_hash': ('train.core.html#market_hash', 'cryptopred/train/core.py'),
                                        'cryptopred.train.core.pool_coins': ('train.core.html#pool_coins', 'cryptopred/train/core.py'),
+                                       'cryptopred.train.core.pool_peers': ('train.core.html#pool_peers', 'cryptopred/train/core.py'),
                                        'cryptopred.train.core.promote_challenger': ( 'train.core.html#promote_challenger',
                                                                                      'cryptopred/train/core.py'),
                                        'cryptopred.train.core.run_settings': ('train.core.html#run_settings', 'cryptopred/train/core.py')},

@@ -110,6 +110,8 @@ class FeatureSettings(_Group):
 class TrainSettings(_Group):
     holdout_fraction: float = Field(0.2, gt=0, lt=0.9, description="Share of the most recent rows kept as holdout")
     cv_folds: int = Field(5, ge=2, description="Walk-forward folds inside the training part")
+    pool_size: int = Field(10, ge=1, description="Coins a pooled classifier learns from, itself included: the configured "
+                           "coins first (bounds each coin's training rows, so training grows linearly with the coin list)")
     search_budget: int = Field(12, ge=1, description="Hyper-parameter candidates per model family")
     forecast_horizons: tuple[int, ...] = Field((1, 7, 30), description="Prophet forecast horizons in days")
     fee_bps: float = Field(10.0, ge=0, description="Backtest fee per side, basis points")

@@ -15,7 +15,7 @@ from cryptopred.registry import open_registry
 from cryptopred.report.context import SECTION_NEEDS
 from cryptopred.runs import latest_run, run_step
 from cryptopred.train.classifier import fit_classifier
-from cryptopred.train.core import load_market, run_settings
+from cryptopred.train.core import load_market, market_hash, run_settings
 from cryptopred.train.run import train_all
 
 
@@ -92,6 +92,22 @@ def test_same_seed_and_data_give_the_same_models_and_metrics(tmp_path):
     frame = build_panel(load_market(a, ["ethereum"])[0], "daily", settings=a)["ethereum"].dropna(subset=ma["features"])
     pa, pb = (open_registry(s).load("classifier", "ethereum", "daily").model.predict_proba(frame) for s in (a, b))
     np.testing.assert_array_equal(pa, pb)
+
+
+def test_each_coin_pools_with_itself_and_its_first_pool_size_peers(tmp_path):
+    """Beyond `pool_size` coins the pool is bounded (training cost linear in coins): each coin learns from itself and
+    the first others of the pool; its evaluation, its model's metadata and its data hash say exactly which."""
+    coins = ("bitcoin", "ethereum", "solana")
+    s = simulated_home(tmp_path / "h", coins=coins, pool_size=2)
+    rep = train_all(s, kind="classifier", progress=False, **QUICK)
+    m = rep.metrics()
+    assert rep.ok and m["pool"] == list(coins) and m["pool_size"] == 2 and m["pooled"]
+    assert m["pooled_with"] == {"bitcoin": ["bitcoin", "ethereum"], "ethereum": ["bitcoin", "ethereum"],
+                                "solana": ["bitcoin", "solana"]}
+    assert [m["evaluation"][c]["pool"] for c in coins] == [["ethereum"], ["bitcoin"], ["bitcoin"]]
+    frames, _ = load_market(s, coins)
+    assert m["data_hashes"]["solana"] == market_hash(frames, "solana", ["bitcoin"]) != market_hash(frames, "solana", coins)
+    assert open_registry(s).load("classifier", "solana", "daily").model.metadata["pool_coins"] == ["bitcoin", "solana"]
 
 
 def test_dask_backend_on_a_local_cluster_gives_the_loky_results(tmp_path):

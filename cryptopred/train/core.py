@@ -20,8 +20,8 @@ from ..features import BTC_COIN
 from ..registry import ModelRegistry
 
 # %% auto #0
-__all__ = ['KINDS', 'TrainingError', 'run_settings', 'load_market', 'pool_coins', 'market_hash', 'ChampionScore', 'Promotion',
-           'promote_challenger']
+__all__ = ['KINDS', 'TrainingError', 'run_settings', 'load_market', 'pool_coins', 'pool_peers', 'market_hash', 'ChampionScore',
+           'Promotion', 'promote_challenger']
 
 # %% ../../nbs/13a_train.core.ipynb #0a3fc65c
 KINDS = ("forecaster", "classifier")
@@ -67,6 +67,15 @@ def load_market(
 def pool_coins(settings: Settings, coins: Sequence[str]) -> list[str]:
     "The coins a pooled classifier learns from: the configured coins, then the run's other coins."
     return list(dict.fromkeys([*settings.coins, *coins]))
+
+def pool_peers(
+    pool: Sequence[str],  # the pool's coins, in order (`pool_coins`, less those without data)
+    coin: str,  # the coin whose model is trained
+    size: int,  # coins its model learns from, itself included (the `pool_size` setting)
+) -> list[str]:
+    "The coins `coin`'s pooled classifier learns from: itself, then the first `size - 1` other coins of `pool`."
+    if size < 1: raise TrainingError(f"pool_size must be at least 1, got {size}")
+    return [coin, *[c for c in pool if c != coin][:size - 1]]
 
 def market_hash(
     frames: Mapping[str, pd.DataFrame],  # store rows per coin (`load_market`)

@@ -25,7 +25,7 @@ from ..features import BTC_COIN, build_panel
 from ..registry import LoadedModel, ModelRegistry, open_registry
 from ..studies.classifier import evaluation_markdown
 from .classifier import fit_classifier, pool_inputs, record_classifier
-from .core import KINDS, ChampionScore, TrainingError, load_market, market_hash, pool_coins, run_settings
+from .core import KINDS, ChampionScore, TrainingError, load_market, market_hash, pool_coins, pool_peers, run_settings
 from .forecaster import fit_forecaster, forecast_horizons, record_forecaster
 
 # %% auto #0
@@ -175,7 +175,8 @@ _TRAIN_KEYS = {
         "holdout", "explanation")},
 }
 CLASSIFIER_METRICS = metrics_contract("train_classifier", {**_TRAIN_KEYS,
-    "pooled": "whether the classifier was pooled", "pool.*": "the pooled coins", "pool_skipped.**": "coin -> why not pooled",
+    "pooled": "whether the classifier was pooled", "pool.*": "the pooled coins",
+    "pool_size": "coins each pooled classifier learns from, itself included", "pool_skipped.**": "coin -> why not pooled",
     **{f"holdout.*.{m}.{b}": f"per coin: holdout {m} with its 95% interval" for m in
        ("accuracy", "roc_auc", "log_loss", "brier", "brier_skill", "ece", "precision", "recall", "f1", "accuracy_gain")
        for b in ("value", "lo", "hi")},
@@ -211,14 +212,17 @@ def plot_importance(
     return fig
 
 # %% ../../nbs/13d_train.run.ipynb #292defc1
-def _fan_out(kind, work: dict, settings, granularity, horizon, champions, options, backend, scheduler, progress):
-    "Yield (coin, fit, error) as the workers finish; a pooled selection is made by the first coin alone, then shared."
+def _fan_out(kind, work: dict, settings, granularity, horizon, champions, options, backend, scheduler, progress,
+             pools: dict | None = None):
+    """Yield (coin, fit, error) as the workers finish; `pools` gives each coin its pool (`pool_peers`). A pooled
+    selection is made by the first coin alone, then shared."""
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
     coins = list(work)
     task = lambda c, sel=None, share=False: delayed(_coin_task)(kind, c, work[c], settings, granularity, horizon,
-                                                               champions.get(c), options, sel, share)
-    pooled = kind == "classifier" and len(coins) > 1 and len(options.get("pool") or {}) > 1
+                                                               champions.get(c), {**options, "pool": pools[c]} if pools else options,
+                                                               sel, share)
+    pooled = kind == "classifier" and len(coins) > 1 and bool(pools) and len(pools[coins[0]]) > 1
     with parallel_backend(backend, scheduler), tqdm(total=len(coins), desc=f"train {kind}", unit="coin",
                                                       disable=not progress, file=sys.stderr) as bar:
         n_jobs = -1 if backend == "dask" else min(settings.n_jobs if settings.n_jobs > 0 else len(coins), max(len(coins), 1))
@@ -274,13 +278,15 @@ def train_all(
         except CryptopredError as e:
             if c in coins: rep.failures[c] = f"{type(e).__name__}: {e}"
             else: skipped[c] = f"{type(e).__name__}: {e}"
-    opts, others = dict(options), {}
-    if clf:
+    others, pools = {}, None
+    if clf:  # each coin learns from itself and its first pool_size - 1 peers (the pool's order kept)
         pool = pool_inputs(built)
-        opts["pool"], others = pool, {c: [BTC_COIN, *pool] for c in work}
-        rep.parameters.update(pooled=len(pool) > 1, pool=list(pool), pool_skipped=skipped)
-    for coin, fit, err in _fan_out(kind, work, s, gran, horizon if kind == "forecaster" else h, champions, opts,
-                                   backend, scheduler, progress):
+        peers = {c: set(pool_peers(list(pool), c, s.pool_size)) for c in work}
+        pools = {c: {p: v for p, v in pool.items() if p in peers[c]} for c in work}
+        others = {c: [BTC_COIN, *pools[c]] for c in work}
+        rep.parameters.update(pooled=len(pool) > 1, pool=list(pool), pool_size=s.pool_size, pool_skipped=skipped)
+    for coin, fit, err in _fan_out(kind, work, s, gran, horizon if kind == "forecaster" else h, champions, options,
+                                   backend, scheduler, progress, pools):
         if err: rep.failures[coin], rep.tracebacks[coin] = err.split("\n", 1)[0], err; continue
         try:
             if fit.champion is None and refused.get(coin): fit.champion = refused[coin]

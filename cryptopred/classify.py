@@ -325,6 +325,11 @@ class ClassifierEvaluation:
     def metrics(self) -> pd.DataFrame: return self.assessment.metrics
 
     @property
+    def choice(self) -> tuple:
+        "What the selection chose (family, params, calibration, selection table, calibration losses): `choice=` of another evaluation."
+        return self.family, self.params, self.calibration, self.selection, self.calibration_losses
+
+    @property
     def baselines(self) -> pd.DataFrame: return self.assessment.baselines
 
     @property
@@ -482,6 +487,7 @@ def evaluate_classifier(
     pool: dict | None = None,  # other series to train on too: {name: (X, y[, returns[, usable]])}; see `pool_rows`
     selection: str = "prefer_ensemble",  # candidate rule: "prefer_ensemble" (one-SE rule) or "lowest"
     rules: bool = True,  # the reversal and momentum rules compete too (served when nothing fitted beats them)
+    choice: tuple | None = None,  # a selection made on another pool (`ClassifierEvaluation.choice`): used, not remade
 ) -> ClassifierEvaluation:
     "Nested walk-forward tuning on the training part, refit, predict the holdout, and assess it against the baselines."
     t0 = time.perf_counter()
@@ -499,8 +505,9 @@ def evaluate_classifier(
     cv = WalkForwardCV(s.cv_folds, embargo=h, by_time=by_time)
     with threadpool_limits(n_threads):
         Xt, yt = training_rows(df.iloc[tr], feats, name, pooled)
-        family, params, method, sel, cal = _select_once(Xt, yt, families, cv, s.search_budget, scoring, s.seed,
-                                                        tuple(calibrations), h, ensemble, selection, rules, remember=by_time)
+        family, params, method, sel, cal = choice if choice is not None else _select_once(
+            Xt, yt, families, cv, s.search_budget, scoring, s.seed, tuple(calibrations), h, ensemble, selection, rules,
+            remember=by_time)
         splits = _blocks(df.index, yv, tr, ho, refit_every, h, expanding)
         check_splits(splits, h)
         prob, rate, prate = np.empty(len(ho)), np.empty(len(ho)), np.empty(len(ho))

@@ -202,8 +202,10 @@ def _run_child(cmd: list[str], log, env: dict, timeout: float | None, run_dir: P
 
 # `python -m papermill`, minus one optional import: jsonschema loads `rfc3987_syntax` when it is installed (JupyterLab's
 # dependencies bring it), and that module compiles a Lark grammar on import (about 2 s of CPU per run). It only checks
-# the "iri" string format, which no notebook schema uses, so the run-book's papermill process goes without it.
-_PAPERMILL_MAIN = ("import sys; sys.modules.setdefault('rfc3987_syntax', None); "
+# the "iri" string format, which no notebook schema uses, so the run-book's papermill process goes without it. It also
+# goes without pyarrow, which papermill imports (with numpy) only to offer hdfs:// paths (0.15-0.25 s per run); the
+# kernel is another process and imports what the notebook needs.
+_PAPERMILL_MAIN = ("import sys; sys.modules.setdefault('rfc3987_syntax', None); sys.modules.setdefault('pyarrow', None); "
                    "from papermill.cli import papermill; papermill(prog_name='papermill')")
 
 def _execute(step, src, parameters, settings, timeout, check, env) -> RunRecord:

@@ -96,7 +96,8 @@ def test_same_seed_and_data_give_the_same_models_and_metrics(tmp_path):
 
 def test_each_coin_pools_with_itself_and_its_first_pool_size_peers(tmp_path):
     """Beyond `pool_size` coins the pool is bounded (training cost linear in coins): each coin learns from itself and
-    the first others of the pool; its evaluation, its model's metadata and its data hash say exactly which."""
+    the first others of the pool; its evaluation, its model's metadata and its data hash say exactly which; the
+    pooled selection is made once, on the reference pool, and shared."""
     coins = ("bitcoin", "ethereum", "solana")
     s = simulated_home(tmp_path / "h", coins=coins, pool_size=2)
     rep = train_all(s, kind="classifier", progress=False, **QUICK)
@@ -108,6 +109,13 @@ def test_each_coin_pools_with_itself_and_its_first_pool_size_peers(tmp_path):
     frames, _ = load_market(s, coins)
     assert m["data_hashes"]["solana"] == market_hash(frames, "solana", ["bitcoin"]) != market_hash(frames, "solana", coins)
     assert open_registry(s).load("classifier", "solana", "daily").model.metadata["pool_coins"] == ["bitcoin", "solana"]
+    # the selection (the costly part) is made once, on the reference pool, and the coin beyond it fits that choice
+    assert m["selection_pool"] == ["bitcoin", "ethereum"]
+    assert m["params"]["solana"] == m["params"]["bitcoin"]
+    assert m["evaluation"]["solana"]["inner_loss"] == m["evaluation"]["bitcoin"]["inner_loss"]
+    # retrained alone (a drift alert on solana), it gets the same choice and the same model
+    alone = train_all(s, coins="solana", kind="classifier", progress=False, **QUICK).metrics()
+    assert alone["params"]["solana"] == m["params"]["solana"] and alone["holdout"]["solana"] == m["holdout"]["solana"]
 
 
 def test_dask_backend_on_a_local_cluster_gives_the_loky_results(tmp_path):

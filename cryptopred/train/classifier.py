@@ -149,6 +149,7 @@ def fit_classifier(
     n_boot: int = 1000,  # bootstrap resamples of the holdout metrics
     importance_repeats: int = 5,  # shuffles per feature for the permutation importance
     pool: Mapping | None = None,  # the pool (`pool_inputs` of every pooled coin, this one included); None: alone
+    choice: tuple | None = None,  # the pooled selection made on the reference pool (`ClassifierEvaluation.choice`)
 ) -> ClassifierFit:
     "Evaluate, refit and score one coin's direction classifier, pooled over `pool` (no I/O)."
     t0 = time.perf_counter()
@@ -156,7 +157,7 @@ def fit_classifier(
     pool = dict(pool) if pool else None
     X, y, fwd, usable = coin_inputs(frame)
     ev = evaluate_classifier(X, y, fwd, settings=settings, usable=usable, horizon=h, granularity=granularity,
-                             families=families, n_boot=n_boot, name=coin, pool=pool)
+                             families=families, n_boot=n_boot, name=coin, pool=pool, choice=choice)
     model = fit_final_model(X, y, settings=settings, usable=usable, evaluation=ev, pool=pool, coin=coin,
                             granularity=granularity, pooled=bool(ev.pool), pool_coins=sorted({coin, *ev.pool}) if ev.pool else [])
     recipe = recipe_of(model)

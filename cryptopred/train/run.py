@@ -18,12 +18,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..artifacts import RegistryError
-from ..classify import remember_selections, remembered_selections
+from ..classify import evaluate_classifier, remember_selections, remembered_selections
 from ..common import PRINT_WIDTH_IN, CryptopredError, coin_list, metrics_contract, print_style, save_figure, to_jsonable
 from ..config import Settings
 from ..features import BTC_COIN, build_panel
 from ..registry import LoadedModel, ModelRegistry, open_registry
-from ..studies.classifier import evaluation_markdown
+from ..studies.classifier import coin_inputs, evaluation_markdown
 from .classifier import fit_classifier, pool_inputs, record_classifier
 from .core import KINDS, ChampionScore, TrainingError, load_market, market_hash, pool_coins, pool_peers, run_settings
 from .forecaster import fit_forecaster, forecast_horizons, record_forecaster
@@ -176,7 +176,8 @@ _TRAIN_KEYS = {
 }
 CLASSIFIER_METRICS = metrics_contract("train_classifier", {**_TRAIN_KEYS,
     "pooled": "whether the classifier was pooled", "pool.*": "the pooled coins",
-    "pool_size": "coins each pooled classifier learns from, itself included", "pool_skipped.**": "coin -> why not pooled",
+    "pool_size": "coins each pooled classifier learns from, itself included",
+    "selection_pool.*": "the reference pool: the coins the shared pooled selection is made on", "pool_skipped.**": "coin -> why not pooled",
     **{f"holdout.*.{m}.{b}": f"per coin: holdout {m} with its 95% interval" for m in
        ("accuracy", "roc_auc", "log_loss", "brier", "brier_skill", "ece", "precision", "recall", "f1", "accuracy_gain")
        for b in ("value", "lo", "hi")},
@@ -212,26 +213,43 @@ def plot_importance(
     return fig
 
 # %% ../../nbs/13d_train.run.ipynb #292defc1
+def _reference_choice(coin: str, inputs: pd.DataFrame, pool: dict, settings: Settings, granularity: str,
+                      horizon: int | None, options: dict) -> tuple | None:
+    "Run in a worker: the pooled selection made for `coin` on the reference `pool` (None if it cannot be made)."
+    opts = {k: options[k] for k in ("families",) if k in options}
+    try:
+        X, y, fwd, usable = coin_inputs(inputs)
+        return evaluate_classifier(X, y, fwd, settings=settings, usable=usable, horizon=horizon, granularity=granularity,
+                                   n_boot=10, name=coin, pool=pool, **opts).choice
+    except CryptopredError: return None
+
 def _fan_out(kind, work: dict, settings, granularity, horizon, champions, options, backend, scheduler, progress,
-             pools: dict | None = None):
-    """Yield (coin, fit, error) as the workers finish; `pools` gives each coin its pool (`pool_peers`). A pooled
-    selection is made by the first coin alone, then shared."""
+             pools: dict | None = None, reference: tuple | None = None):
+    """Yield (coin, fit, error) as the workers finish. `pools` gives each coin its pool (`pool_peers`); `reference`
+    is (coin, its inputs, its pool): the pool the shared selection is made on. A coin of the reference pool makes it
+    alone first; the coins of the same pool reuse it as remembered, the others (beyond `pool_size` coins) as given."""
     from joblib import Parallel, delayed
     from tqdm.auto import tqdm
     coins = list(work)
-    task = lambda c, sel=None, share=False: delayed(_coin_task)(kind, c, work[c], settings, granularity, horizon,
-                                                               champions.get(c), {**options, "pool": pools[c]} if pools else options,
-                                                               sel, share)
-    pooled = kind == "classifier" and len(coins) > 1 and bool(pools) and len(pools[coins[0]]) > 1
+    def task(c, sel=None, share=False, choice=None):
+        opts = {**options, "pool": pools[c], **({"choice": choice} if choice is not None else {})} if pools else options
+        return delayed(_coin_task)(kind, c, work[c], settings, granularity, horizon, champions.get(c), opts, sel, share)
+    pooled = kind == "classifier" and bool(pools) and reference is not None and len(reference[2]) > 1
+    same = [c for c in coins if pooled and set(pools[c]) == set(reference[2])]
+    beyond = [c for c in coins if pooled and c not in same]
     with parallel_backend(backend, scheduler), tqdm(total=len(coins), desc=f"train {kind}", unit="coin",
                                                       disable=not progress, file=sys.stderr) as bar:
         n_jobs = -1 if backend == "dask" else min(settings.n_jobs if settings.n_jobs > 0 else len(coins), max(len(coins), 1))
-        run, selections = Parallel(n_jobs=n_jobs, return_as="generator_unordered"), None
-        if pooled:  # the first coin makes the pooled selection; the others' workers are handed it
-            (coin, fit, err, selections), = run([task(coins[0], share=True)])
+        run, selections, choice = Parallel(n_jobs=n_jobs, return_as="generator_unordered"), None, None
+        if same and (len(same) > 1 or beyond):  # a coin of the reference pool makes the selection; the others get it
+            (coin, fit, err, selections), = run([task(same[0], share=True)])
             bar.update(); yield coin, fit, err
-            coins = coins[1:]
-        for coin, fit, err, _ in run([task(c, selections) for c in coins]): bar.update(); yield coin, fit, err
+            coins.remove(coin)
+            choice = fit.evaluation.choice if fit is not None else None
+        if beyond and choice is None:  # no coin of the reference pool trains (or it failed): make its selection
+            choice, = run([delayed(_reference_choice)(*reference, settings, granularity, horizon, options)])
+        for coin, fit, err, _ in run([task(c, selections, choice=choice if c in beyond else None) for c in coins]):
+            bar.update(); yield coin, fit, err
 
 # %% ../../nbs/13d_train.run.ipynb #ec231006
 def train_all(
@@ -278,15 +296,18 @@ def train_all(
         except CryptopredError as e:
             if c in coins: rep.failures[c] = f"{type(e).__name__}: {e}"
             else: skipped[c] = f"{type(e).__name__}: {e}"
-    others, pools = {}, None
+    others, pools, reference = {}, None, None
     if clf:  # each coin learns from itself and its first pool_size - 1 peers (the pool's order kept)
         pool = pool_inputs(built)
-        peers = {c: set(pool_peers(list(pool), c, s.pool_size)) for c in work}
-        pools = {c: {p: v for p, v in pool.items() if p in peers[c]} for c in work}
+        bounded = lambda c: {p: v for p, v in pool.items() if p in set(pool_peers(list(pool), c, s.pool_size))}
+        pools = {c: bounded(c) for c in work}
+        ref = next(iter(pool), None)  # the selection is made on the first pool coin's pool: the reference pool
+        reference = (ref, built[ref], bounded(ref)) if ref is not None else None
         others = {c: [BTC_COIN, *pools[c]] for c in work}
-        rep.parameters.update(pooled=len(pool) > 1, pool=list(pool), pool_size=s.pool_size, pool_skipped=skipped)
+        rep.parameters.update(pooled=len(pool) > 1, pool=list(pool), pool_size=s.pool_size, pool_skipped=skipped,
+                              selection_pool=list(reference[2]) if reference else [])
     for coin, fit, err in _fan_out(kind, work, s, gran, horizon if kind == "forecaster" else h, champions, options,
-                                   backend, scheduler, progress, pools):
+                                   backend, scheduler, progress, pools, reference):
         if err: rep.failures[coin], rep.tracebacks[coin] = err.split("\n", 1)[0], err; continue
         try:
             if fit.champion is None and refused.get(coin): fit.champion = refused[coin]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +23,8 @@ from .core import MonitorError
 from .profiles import profile_columns, profile_frame, profile_metadata, whylogs_api
 
 # %% auto #0
-__all__ = ['DRIFT_LEVELS', 'PVALUE_NOTE', 'sketch', 'ks_pvalue', 'drift_level', 'DriftReport', 'data_drift', 'drift_figure']
+__all__ = ['DRIFT_LEVELS', 'PVALUE_NOTE', 'DRIFT_FIGURES_MAX', 'sketch', 'ks_pvalue', 'drift_level', 'DriftReport', 'data_drift',
+           'drift_figure', 'most_drifted', 'coins_to_draw']
 
 # %% ../../nbs/11c_monitor.drift.ipynb #4e533559
 def sketch(view, column: str, quantiles=None) -> dict | None:
@@ -200,3 +202,20 @@ def drift_figure(
         key = "Grey: the reference; coloured: the current window (by status). " if feats_ else ""  # no legend over a curve
         if n_rows or feats_: fig.supxlabel(textwrap.fill(key + (PVALUE_NOTE if n_rows else ""), 120), fontsize=8, color="#444444")
     return fig
+
+# %% ../../nbs/11c_monitor.drift.ipynb #59d57b83
+DRIFT_FIGURES_MAX = 10  # drift pictures one run draws: every coin's up to this many coins, beyond it the most drifted
+
+def most_drifted(
+    rows: Mapping[str, Mapping],  # coin -> its drift row (`status`, `top_pvalue`), as in metrics.json
+) -> list[str]:
+    "The coins from the worst drift to the least: by status (DRIFT first), then the lowest p-value (rows without one left out)."
+    ok = {c: r for c, r in rows.items() if isinstance(r, Mapping) and r.get("top_pvalue") is not None}
+    return sorted(ok, key=lambda c: (-_LEVEL_RANK.get(ok[c].get("status"), -2), ok[c]["top_pvalue"]))
+
+def coins_to_draw(
+    rows: Mapping[str, Mapping],  # coin -> its drift row
+    most: int = DRIFT_FIGURES_MAX,  # pictures at most
+) -> list[str]:
+    "The coins whose drift picture a run draws: all of `rows` up to `most` coins, beyond it the `most` most drifted."
+    return list(rows) if len(rows) <= most else most_drifted(rows)[:most]

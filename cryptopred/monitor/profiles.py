@@ -29,13 +29,34 @@ __all__ = ['PROFILE_KINDS', 'whylogs_api', 'profile_frame', 'profile_to_bytes', 
            'list_profiles', 'window_profile']
 
 # %% ../../nbs/11b_monitor.profiles.ipynb #36520644
+_COMPONENT_CLASSES: dict = {}  # (value field, type id) -> the component class whylogs made for it
+
+def _one_class_per_component_type(original):
+    """whylogs' `MetricComponent.from_protobuf` as `original` does it, but the class it defines on every call (about 490
+    per profile of 35 columns: 28 ms of a 33 ms read) is made once per (value field, type id) and reused."""
+    def from_protobuf(cls, msg, registries=None):
+        key = (msg.WhichOneof("value"), msg.type_id)
+        made = _COMPONENT_CLASSES.get(key) if registries is None else None
+        if made is None:
+            component = original(cls, msg, registries)
+            if registries is None: _COMPONENT_CLASSES[key] = type(component)
+            return component
+        component = made(value=None)
+        component._value = component._deserializer(msg=msg)
+        return component
+    from_protobuf.original = original
+    return classmethod(from_protobuf)
+
 def whylogs_api():
-    "Import whylogs lazily, with its numpy 2 shim and analytics off."
+    "Import whylogs lazily, with its numpy 2 shim, analytics off and component classes reused."
     os.environ.setdefault("WHYLOGS_NO_ANALYTICS", "1")
     if not hasattr(np, "unicode_"): np.unicode_ = np.str_
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import whylogs
+        from whylogs.core.metrics.metric_components import MetricComponent
+    if not hasattr(MetricComponent.from_protobuf, "original"):
+        MetricComponent.from_protobuf = _one_class_per_component_type(MetricComponent.from_protobuf.__func__)
     return whylogs
 
 # %% ../../nbs/11b_monitor.profiles.ipynb #d19a7d6f

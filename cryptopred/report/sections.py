@@ -16,6 +16,7 @@ from pathlib import Path
 from ..classify import CALIBRATIONS, DEFAULT_FAMILIES, SEARCH_SPACES, SELECTIONS
 from ..common import atomic_write, format_duration, md_table, noun, repo_path
 from ..config import Settings
+from ..monitor.drift import most_drifted
 from ..registry import open_registry
 from .bench import benchmarks_markdown
 from cryptopred.report.cite import (
@@ -437,10 +438,8 @@ DRIFT_PVALUES = (  # beside a drift picture: its table shows two p-values, and a
     "it is shown for comparison and decides nothing. A tiny p (iid) beside NO_DRIFT is therefore not a contradiction.")
 
 def _most_drifted(run: ReportRun) -> str | None:
-    "The coin whose drift is worst (status, then the lowest p-value)."
-    rank = {"DRIFT": 0, "POSSIBLE_DRIFT": 1, "NO_DRIFT": 2}
-    rows = {c: r for c, r in (metric(run, "drift") or {}).items() if isinstance(r, dict) and r.get("top_pvalue") is not None}
-    return min(rows, key=lambda c: (rank.get(rows[c].get("status"), 3), rows[c]["top_pvalue"]), default=None)
+    "The coin whose drift is worst (status, then the lowest p-value): the first of `most_drifted`."
+    return next(iter(most_drifted(metric(run, "drift") or {})), None)
 
 def monitor_results(ctx: ReportContext, mon: ReportRun) -> str:
     "What the latest monitor run measured: drift, realized performance, serving health, alerts, a drift picture."

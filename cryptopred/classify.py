@@ -109,7 +109,7 @@ class ScoreRule(ClassifierMixin, BaseEstimator):
         s, yv = self._score(X), np.asarray(y, float)
         self.classes_ = np.unique(yv)
         self.center_, self.scale_ = float(s.mean()), float(s.std() or 1.0)
-        lr = LogisticRegression(penalty=None, max_iter=1000).fit(((s - self.center_) / self.scale_)[:, None], yv)
+        lr = LogisticRegression(C=np.inf, max_iter=1000).fit(((s - self.center_) / self.scale_)[:, None], yv)
         self.coef_ = max(float(lr.coef_[0, 0]), 0.0)
         q = float(np.clip(yv.mean(), 1e-6, 1 - 1e-6))
         self.intercept_ = float(lr.intercept_[0]) if self.coef_ > 0 else float(logit(q))

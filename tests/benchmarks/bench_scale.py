@@ -4,8 +4,10 @@ Each market size gets a fresh home on the simulated market (3 years of daily row
 configured `n_jobs`), and each stage runs as `cryptopred run <step>` in its own process, as `make pipeline` runs it:
 ingest, profile, train_forecaster, train_classifier, monitor, report (no PDF). Recorded per stage and size: the wall
 time, and the peak memory of the stage's whole process tree (the CLI, the papermill kernel and its joblib workers),
-sampled every 0.2 s with psutil. Goals (issue 15): a stage's time per coin at 100 coins at most 1.2x that at 10;
-the whole pipeline at 100 coins within 10 minutes and under 2 GB on this 2-core machine.
+sampled every 0.2 s with psutil: the sum of the processes' PSS (shared pages divided among the processes that share
+them), with the summed RSS (which counts shared libraries once per process) beside it. Goals (issue 15): a stage's
+time per coin at 100 coins at most 1.2x that at 10; the whole pipeline at 100 coins within 10 minutes and under 2 GB
+on this 2-core machine.
 
 Then the two training steps run again on the 10-coin store with `CRYPTOPRED_DASK_SCHEDULER` pointing at a Dask
 `LocalCluster` (2 worker processes): the models must be identical (the same chosen parameters, holdout scores and
@@ -42,13 +44,18 @@ GOAL_RATIO, GOAL_TOTAL_S, GOAL_MB = 1.2, 600.0, 2048.0
 SAME = ("params", "data_hashes", "holdout", "per_coin", "pool")  # what must agree between the loky and the Dask run
 
 
-def tree_rss_mb(proc: psutil.Process) -> float:
-    "Resident memory of `proc` and all its descendants, MB."
-    total = 0
+def tree_memory_mb(proc: psutil.Process) -> tuple[float, float]:
+    """Memory of `proc` and all its descendants, MB: (PSS, RSS) summed over the processes. PSS (proportional set size)
+    counts a page shared by k processes as 1/k in each, so the sum is the tree's footprint; summed RSS counts each
+    shared page (numpy, scipy and Prophet's libraries in every joblib worker) once per process and overstates it.
+    PSS falls back to RSS where the system does not report it."""
+    pss = rss = 0
     for p in [proc, *proc.children(recursive=True)]:
-        try: total += p.memory_info().rss
+        try:
+            m = p.memory_full_info()
+            rss += m.rss; pss += getattr(m, "pss", m.rss)
         except psutil.Error: pass
-    return total / 1e6
+    return pss / 1e6, rss / 1e6
 
 
 def run_stage(step: str, env: dict, params: dict | None = None) -> dict:
@@ -57,9 +64,9 @@ def run_stage(step: str, env: dict, params: dict | None = None) -> dict:
     for k, v in (params or {}).items(): cmd += ["-p", k, str(v)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ps, peak, done = psutil.Process(proc.pid), [0.0], threading.Event()
+    ps, peak, done = psutil.Process(proc.pid), [0.0, 0.0], threading.Event()
     def sample():
-        while not done.wait(0.2): peak[0] = max(peak[0], tree_rss_mb(ps))
+        while not done.wait(0.2): peak[:] = map(max, peak, tree_memory_mb(ps))
     th = threading.Thread(target=sample, daemon=True); th.start()
     out = proc.communicate()[0]
     done.set(); th.join()
@@ -68,7 +75,7 @@ def run_stage(step: str, env: dict, params: dict | None = None) -> dict:
     line = next(ln for ln in reversed(out.splitlines()) if ln.startswith(f"{step}: ") and " -> " in ln)
     run_dir = Path(line.rsplit(" -> ", 1)[-1].strip())
     metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
-    return {"wall_s": round(wall, 2), "peak_mb": round(peak[0], 1), "metrics": metrics}
+    return {"wall_s": round(wall, 2), "peak_mb": round(peak[0], 1), "peak_rss_mb": round(peak[1], 1), "metrics": metrics}
 
 
 def bench_env(home: Path, coins, **extra) -> dict:
@@ -85,7 +92,8 @@ def run_size(n: int, home: Path, out: dict, after=lambda: None) -> dict[str, dic
     for step in STAGES:
         params = {"pdf": "false", "out_dir": home / "report"} if step == "report" else None
         out[step] = run_stage(step, env, params)
-        print(f"  {n} coins {step}: {out[step]['wall_s']:.1f} s, {out[step]['peak_mb']:.0f} MB", flush=True)
+        print(f"  {n} coins {step}: {out[step]['wall_s']:.1f} s, {out[step]['peak_mb']:.0f} MB PSS "
+              f"({out[step]['peak_rss_mb']:.0f} MB summed RSS)", flush=True)
         after()
     return out
 
@@ -124,7 +132,8 @@ def table(sizes: list[int], results: dict, dask: dict | None) -> list[dict]:
                             goal=f"per coin ≤ {GOAL_RATIO}× that at {ref}" if last else None,
                             met=bool(ratio <= GOAL_RATIO) if last else None,
                             notes=f"{r['wall_s'] / n:.2f} s per coin"
-                            + (f" ({ratio:.2f}× that at {ref} coins)" if ratio else "")))
+                            + (f" ({ratio:.2f}× that at {ref} coins)" if ratio else "")
+                            + (f"; memory: PSS, {r['peak_rss_mb']:,.0f} MB as summed RSS" if "peak_rss_mb" in r else "")))
         if all(s in res for s in STAGES):
             total, peak = sum(res[s]["wall_s"] for s in STAGES), max(res[s]["peak_mb"] for s in STAGES)
             rows.append(row(f"pipeline @ {n} coins", f"the {len(STAGES)} stages one after the other",

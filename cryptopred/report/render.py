@@ -31,7 +31,7 @@ from .check import NOTICE
 from .cite import REPORTS_DIR, TITLE, ReportError
 
 # %% auto #0
-__all__ = ['REPORT_CSS', 'WIDE_COLUMNS', 'NOWRAP_CHARS', 'BROWSERS', 'CHROMIUM_FLAGS', 'DIAGRAM_SRC', 'DIAGRAM_PNG',
+__all__ = ['REPORT_CSS', 'WIDE_COLUMNS', 'LONG_ROWS', 'NOWRAP_CHARS', 'BROWSERS', 'CHROMIUM_FLAGS', 'DIAGRAM_SRC', 'DIAGRAM_PNG',
            'markdown_to_html', 'find_browser', 'pdf_page_count', 'html_to_pdf', 'app_screenshot', 'compact_png',
            'panel_png', 'report_notebook', 'png_text', 'render_diagram', 'diagram_is_current', 'ensure_diagram']
 
@@ -57,6 +57,8 @@ thead th { border-bottom: 2px solid #4a5562; text-align: left; }
 td[style*="right"], th[style*="right"] { font-variant-numeric: tabular-nums; }
 td.nowrap, span.ci { white-space: nowrap; }
 table.wide { font-size: 8pt; }
+table.long { break-inside: auto; }  /* a long table continues on the next page (its header repeats); rows never split */
+table.long tr { break-inside: avoid; }
 table.wide th, table.wide td { padding: .18em .32em; }
 table.wide td code, table.wide th code { font-size: 7.5pt; }
 img { display: block; max-width: 100%; max-height: 150mm; margin: .8em auto .3em; break-inside: avoid; }
@@ -114,6 +116,7 @@ _DATE_CELL = re.compile(r"(<td\b[^>]*?)(>\s*(?:<span\b[^>]*>)?\d{4}-\d\d-\d\d[\d
 _CELL = re.compile(r"(<td\b[^>]*?)>(.*?)</td>", re.S)
 _INTERVAL = re.compile(r"^(.*?\S)\s+(\[[^\[\]]+\])\s*$", re.S)  # "0.542 [0.515, 0.572]" (the numbers may be citations)
 WIDE_COLUMNS = 8  # a table with this many columns or more is set smaller (class "wide")
+LONG_ROWS = 20  # a table with this many rows or more may break across printed pages (class "long", its header repeated)
 NOWRAP_CHARS = 24  # a cell of one word up to this long is never broken (a version, a date, a signed number)
 
 def _fit_cell(m: re.Match) -> str:
@@ -126,11 +129,13 @@ def _fit_cell(m: re.Match) -> str:
     return f"{start}>{body}</td>"
 
 def _fit_tables(body: str) -> str:
-    "Wide tables get the class `wide` (smaller type, narrower padding); their cells wrap only where it reads well."
+    """Wide tables get the class `wide` (smaller type, narrower padding), long ones `long` (they may continue on the next
+    printed page rather than leave the rest of this one empty); their cells wrap only where it reads well."""
     def table(m: re.Match) -> str:
         t = m.group(0)
         cols = len(re.findall(r"<th\b", t.split("</tr>", 1)[0]))
-        if cols >= WIDE_COLUMNS: t = t.replace("<table>", '<table class="wide">', 1)
+        classes = [c for c, on in (("wide", cols >= WIDE_COLUMNS), ("long", t.count("<tr") - 1 >= LONG_ROWS)) if on]
+        if classes: t = t.replace("<table>", f'<table class="{" ".join(classes)}">', 1)
         return _CELL.sub(_fit_cell, t)
     return re.sub(r"(?s)<table>.*?</table>", table, body)
 

@@ -320,6 +320,7 @@ class ClassifierEvaluation:
     pool: dict = field(default_factory=dict)  # pooled series -> their usable labelled rows (empty: not pooled)
     selection_rule: str = "prefer_ensemble"  # how the candidate was chosen
     past_return: pd.Series | None = field(default=None, repr=False)  # holdout: return over the last horizon steps (the rules' score)
+    selection_given: bool = False  # the selection was made on another pool and handed in (`choice=`), not made here
 
     @property
     def metrics(self) -> pd.DataFrame: return self.assessment.metrics
@@ -344,7 +345,7 @@ class ClassifierEvaluation:
                 "holdout_start": self.holdout_period[0], "holdout_end": self.holdout_period[1],
                 "refits": len(self.folds), "inner_loss": float(self.selection.loc[self.family, "loss"]),
                 "inner_loss_climatology": float(self.selection.loc["climatology", "loss"]),
-                "selection_rule": self.selection_rule, "pool": sorted(self.pool), "features": list(self.features),
+                "selection_rule": self.selection_rule, "selection_given": self.selection_given, "pool": sorted(self.pool), "features": list(self.features),
                 **self.assessment.summary(), **self.brier_skills(), "runtime_s": self.runtime_s}
 
     def brier_skills(self) -> dict[str, float]:
@@ -528,7 +529,7 @@ def evaluate_classifier(
         selection=sel, calibration_losses=cal, folds=_fold_table(df.index, yv, splits), prob=prob_s,
         y=pd.Series(yv[ho], index=hidx, name="target"), assessment=assessment, runtime_s=round(time.perf_counter() - t0, 2),
         features=feats, pool=pool_counts, selection_rule=selection, pooled_up_rate=pd.Series(prate, index=hidx, name="pooled_up_rate"),
-        past_return=pd.Series(df["__past"].to_numpy()[ho], index=hidx, name="past_return"))
+        past_return=pd.Series(df["__past"].to_numpy()[ho], index=hidx, name="past_return"), selection_given=choice is not None)
 
 # %% ../nbs/08_classify.ipynb #21c274d1
 @dataclass

@@ -113,9 +113,11 @@ def test_each_coin_pools_with_itself_and_its_first_pool_size_peers(tmp_path):
     assert m["selection_pool"] == ["bitcoin", "ethereum"]
     assert m["params"]["solana"] == m["params"]["bitcoin"]
     assert m["evaluation"]["solana"]["inner_loss"] == m["evaluation"]["bitcoin"]["inner_loss"]
+    assert [m["evaluation"][c]["selection_given"] for c in coins] == [False, False, True]  # said per coin
     # retrained alone (a drift alert on solana), it gets the same choice and the same model
     alone = train_all(s, coins="solana", kind="classifier", progress=False, **QUICK).metrics()
     assert alone["params"]["solana"] == m["params"]["solana"] and alone["holdout"]["solana"] == m["holdout"]["solana"]
+    assert alone["evaluation"]["solana"]["selection_given"] and alone["selection_pool"] == ["bitcoin", "ethereum"]
 
 
 def test_dask_backend_on_a_local_cluster_gives_the_loky_results(tmp_path):

@@ -299,7 +299,9 @@ def train_all(
     others, pools, reference = {}, None, None
     if clf:  # each coin learns from itself and its first pool_size - 1 peers (the pool's order kept)
         pool = pool_inputs(built)
-        bounded = lambda c: {p: v for p, v in pool.items() if p in set(pool_peers(list(pool), c, s.pool_size))}
+        def bounded(c):
+            peers = set(pool_peers(list(pool), c, s.pool_size))
+            return {p: v for p, v in pool.items() if p in peers}
         pools = {c: bounded(c) for c in work}
         ref = next(iter(pool), None)  # the selection is made on the first pool coin's pool: the reference pool
         reference = (ref, built[ref], bounded(ref)) if ref is not None else None
